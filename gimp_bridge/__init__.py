@@ -1,0 +1,1 @@
+"""The local server: Gradio app + bridge API for the GIMP plug-in."""
