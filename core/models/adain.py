@@ -1,0 +1,116 @@
+"""Huang & Belongie 2017, "Arbitrary Style Transfer in Real-time with Adaptive Instance Normalization".
+
+A fixed VGG16 encoder up to relu4_1 (its weights stored inside the model file, so inference needs
+nothing else), AdaIN(x, y) = σ(y)(x − μ(x))/σ(x) + μ(y) on the encoded content with the style's
+statistics, and a decoder that mirrors the encoder with nearest upsampling in place of pooling and
+no normalisation layers. Test-time controls: α trade-off, interpolation between styles, and
+spatial masks (a different style per region).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.models import vgg16
+
+from fauve.models.base import StyleModel
+from fauve.models.layers import ConvLayer, adain, channels, mean_std
+from fauve.vgg import TAP_INDEX, Preprocess, load_vgg16_features
+
+ENCODER_TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+
+
+def _decoder(width: float) -> nn.Sequential:
+    c256, c128, c64 = channels(256, width), channels(128, width), channels(64, width)
+    up = nn.Upsample(scale_factor=2, mode="nearest")
+    layers: list[nn.Module] = [ConvLayer(512, c256, 3), nn.ReLU(), up]
+    layers += [ConvLayer(c256, c256, 3), nn.ReLU(), ConvLayer(c256, c256, 3), nn.ReLU()]
+    layers += [ConvLayer(c256, c128, 3), nn.ReLU(), up]
+    layers += [ConvLayer(c128, c128, 3), nn.ReLU(), ConvLayer(c128, c64, 3), nn.ReLU(), up]
+    layers += [ConvLayer(c64, c64, 3), nn.ReLU(), ConvLayer(c64, 3, 3)]
+    return nn.Sequential(*layers)
+
+
+class AdaINNet(StyleModel, method="adain"):
+    """VGG16-relu4_1 encoder + AdaIN + mirrored decoder; any style image at inference."""
+
+    size_multiple = 8
+    multi_style = True
+    accepts_style_image = True
+
+    def __init__(self, width: float = 1.0, vgg_source: str = "hed", num_styles: int = 0, **meta) -> None:
+        super().__init__(num_styles=num_styles, **meta)
+        self.width, self.vgg_source = width, vgg_source
+        self.preprocess = Preprocess(vgg_source)
+        self.encoder = vgg16(weights=None).features[: TAP_INDEX["relu4_1"] + 1]
+        self.encoder.requires_grad_(False)
+        self.decoder = _decoder(width)
+        # relu4_1 mean/std of named styles, so catalog styles need no image at inference.
+        n = max(num_styles, 1)
+        self.register_buffer("style_means", torch.zeros(n, 512))
+        self.register_buffer("style_stds", torch.ones(n, 512))
+
+    def load_encoder_weights(self) -> None:
+        """Fill the encoder from the VGG16 source named in the config (training time only)."""
+        features, source = load_vgg16_features(self.vgg_source)
+        self.encoder.load_state_dict(features[: TAP_INDEX["relu4_1"] + 1].state_dict())
+
+    def encode(self, rgb: torch.Tensor, taps: tuple[str, ...] = ("relu4_1",)) -> dict[str, torch.Tensor]:
+        by_index = {TAP_INDEX[t]: t for t in taps}
+        stop = max(by_index)
+        out: dict[str, torch.Tensor] = {}
+        x = self.preprocess(rgb)
+        for i, layer in enumerate(self.encoder):
+            x = layer(x)
+            if i in by_index:
+                out[by_index[i]] = x
+            if i == stop:
+                break
+        return out
+
+    def style_stats(self, style_image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """relu4_1 mean and std of a style image, each (B, 512)."""
+        mean, std = mean_std(self.encode(style_image)["relu4_1"])
+        return mean.flatten(1), std.flatten(1)
+
+    @torch.no_grad()
+    def set_named_styles(self, style_images: list[torch.Tensor]) -> None:
+        stats = [self.style_stats(img.to(self.style_means.device)) for img in style_images]
+        self.style_means.copy_(torch.cat([m for m, _ in stats]))
+        self.style_stds.copy_(torch.cat([s for _, s in stats]))
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        style_weights: torch.Tensor | None = None,
+        style_stats: tuple[torch.Tensor, torch.Tensor] | None = None,
+        alpha: float = 1.0,
+        masks: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Stylize ``x`` (RGB in [0, 1]).
+
+        - ``style_stats``: (means, stds), each (K, 512), for K style images; default: the named styles.
+        - ``style_weights``: (K,) interpolation weights (convex combination of the AdaIN outputs).
+        - ``masks``: (K, H, W) soft masks in [0, 1], one per style (spatial control); overrides weights.
+        - ``alpha``: content–style trade-off, t = α·AdaIN(f(c), s) + (1 − α)·f(c).
+        """
+        means, stds = style_stats if style_stats is not None else (self.style_means, self.style_stds)
+        k = means.shape[0]
+        content = self.encode(x)["relu4_1"]
+        if masks is None:
+            if style_weights is None:
+                style_weights = torch.zeros(k, device=x.device)
+                style_weights[0] = 1.0
+            w = style_weights.reshape(-1, k)[0].to(content.dtype)
+            mean = (w[:, None] * means.to(content.dtype)).sum(0)
+            std = (w[:, None] * stds.to(content.dtype)).sum(0)
+            t = adain(content, mean.view(1, -1, 1, 1), std.view(1, -1, 1, 1))
+        else:
+            m = F.interpolate(masks[None].to(content.dtype), size=content.shape[-2:], mode="bilinear", align_corners=False)[0]
+            t = sum(
+                m[i][None, None] * adain(content, means[i].view(1, -1, 1, 1).to(content.dtype), stds[i].view(1, -1, 1, 1).to(content.dtype))
+                for i in range(k)
+            )
+        t = alpha * t + (1.0 - alpha) * content
+        return self.decoder(t)

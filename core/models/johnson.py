@@ -1,0 +1,73 @@
+"""Johnson et al. 2016, "Perceptual Losses for Real-Time Style Transfer and Super-Resolution".
+
+The image transformation network: c9s1-32, d64, d128, 5×R128, u64, u32, c9s1-3, with BatchNorm
+as in the paper. ``upsample="transposed"`` is the paper's fractionally-strided conv; the default
+``"nearest"`` (nearest ×2 + conv) avoids checkerboard artefacts. ``width`` multiplies every channel
+count (Johnson's instance-norm models halve them; magenta calls it alpha).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from fauve.models.base import StyleModel
+from fauve.models.layers import ConvLayer, TransposedConv, UpsampleConv, channels, make_norm
+
+
+class ResidualBlock(nn.Module):
+    """R: conv3 → norm → ReLU → conv3 → norm, plus the identity (He et al. 2016)."""
+
+    def __init__(self, ch: int, norm: str, num_styles: int) -> None:
+        super().__init__()
+        self.conv1 = ConvLayer(ch, ch, 3)
+        self.norm1 = make_norm(norm, ch, num_styles)
+        self.conv2 = ConvLayer(ch, ch, 3)
+        self.norm2 = make_norm(norm, ch, num_styles)
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
+        y = torch.relu(self.norm1(self.conv1(x), w))
+        return x + self.norm2(self.conv2(y), w)
+
+
+class TransformerNet(nn.Module):
+    """The generator body shared by Johnson (BN), Ulyanov (IN) and Dumoulin (CIN)."""
+
+    def __init__(self, width: float, norm: str, upsample: str, num_styles: int = 1, num_residual: int = 5) -> None:
+        super().__init__()
+        c1, c2, c3 = channels(32, width), channels(64, width), channels(128, width)
+        self.down = nn.ModuleList([ConvLayer(3, c1, 9), ConvLayer(c1, c2, 3, 2), ConvLayer(c2, c3, 3, 2)])
+        self.down_norms = nn.ModuleList([make_norm(norm, c, num_styles) for c in (c1, c2, c3)])
+        self.residual = nn.ModuleList([ResidualBlock(c3, norm, num_styles) for _ in range(num_residual)])
+        if upsample == "nearest":
+            self.up = nn.ModuleList([UpsampleConv(c3, c2, 3), UpsampleConv(c2, c1, 3)])
+        elif upsample == "transposed":
+            self.up = nn.ModuleList([TransposedConv(c3, c2), TransposedConv(c2, c1)])
+        else:
+            raise ValueError(f"unknown upsampling {upsample!r}; use nearest or transposed")
+        self.up_norms = nn.ModuleList([make_norm(norm, c, num_styles) for c in (c2, c1)])
+        self.out = ConvLayer(c1, 3, 9)
+
+    def forward(self, x: torch.Tensor, style_weights: torch.Tensor | None = None) -> torch.Tensor:
+        for conv, norm in zip(self.down, self.down_norms):
+            x = torch.relu(norm(conv(x), style_weights))
+        for block in self.residual:
+            x = block(x, style_weights)
+        for conv, norm in zip(self.up, self.up_norms):
+            x = torch.relu(norm(conv(x), style_weights))
+        return self.out(x)
+
+
+class JohnsonNet(StyleModel, method="johnson"):
+    """Johnson et al. 2016 feed-forward style network (one style per model, BatchNorm)."""
+
+    size_multiple = 4
+
+    def __init__(self, width: float = 1.0, upsample: str = "nearest", norm: str = "batch", **meta) -> None:
+        super().__init__(**meta)
+        self.width, self.upsample, self.norm = width, upsample, norm
+        self.net = TransformerNet(width, norm, upsample)
+
+    def forward(self, x: torch.Tensor, style_weights: torch.Tensor | None = None) -> torch.Tensor:
+        """RGB in [0, 1] (sides a multiple of 4) → stylized RGB (unclamped; [0, 1] after training)."""
+        return self.net(x)

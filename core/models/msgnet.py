@@ -1,0 +1,107 @@
+"""Zhang & Dana 2017, "Multi-style Generative Network for Real-time Transfer" (MSG-Net).
+
+A siamese encoder embeds both the content and the style image; the CoMatch layer matches the
+content features to the style's Gram matrix (``layers.CoMatch``); bottleneck residual blocks and
+upsampled residual blocks (nearest + conv on both the shortcut and the main path, so no
+checkerboard) decode. Any style image can be set at inference; its scale controls stroke size.
+The Gram matrices of the training styles are stored in the model, so named styles need no images.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from fauve.models.base import StyleModel
+from fauve.models.layers import CoMatch, ConvLayer, InstanceNorm, UpsampleConv, channels, gram_matrix
+
+
+class Bottleneck(nn.Module):
+    """Pre-activation bottleneck residual block (He et al. 2016): IN-ReLU-1×1, IN-ReLU-3×3, IN-ReLU-1×1."""
+
+    expansion = 4
+
+    def __init__(self, in_ch: int, planes: int, stride: int = 1) -> None:
+        super().__init__()
+        out_ch = planes * self.expansion
+        self.shortcut = nn.Conv2d(in_ch, out_ch, 1, stride) if stride != 1 or in_ch != out_ch else nn.Identity()
+        self.block = nn.Sequential(
+            InstanceNorm(in_ch), nn.ReLU(), nn.Conv2d(in_ch, planes, 1),
+            InstanceNorm(planes), nn.ReLU(), ConvLayer(planes, planes, 3, stride),
+            InstanceNorm(planes), nn.ReLU(), nn.Conv2d(planes, out_ch, 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.shortcut(x) + self.block(x)
+
+
+class UpBottleneck(nn.Module):
+    """Upsampled residual block: ×2 nearest + conv on both the shortcut and the main path."""
+
+    expansion = 4
+
+    def __init__(self, in_ch: int, planes: int) -> None:
+        super().__init__()
+        out_ch = planes * self.expansion
+        self.shortcut = UpsampleConv(in_ch, out_ch, 1, factor=2)
+        self.block = nn.Sequential(
+            InstanceNorm(in_ch), nn.ReLU(), nn.Conv2d(in_ch, planes, 1),
+            InstanceNorm(planes), nn.ReLU(), UpsampleConv(planes, planes, 3, factor=2),
+            InstanceNorm(planes), nn.ReLU(), nn.Conv2d(planes, out_ch, 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.shortcut(x) + self.block(x)
+
+
+class MSGNet(StyleModel, method="msgnet"):
+    """MSG-Net: siamese encoder + CoMatch + bottleneck decoder; ``width`` scales ngf (128 in the paper)."""
+
+    size_multiple = 4
+    multi_style = True
+    accepts_style_image = True
+
+    def __init__(self, width: float = 1.0, num_blocks: int = 6, num_styles: int = 1, **meta) -> None:
+        super().__init__(num_styles=num_styles, **meta)
+        self.width, self.num_blocks = width, num_blocks
+        ngf = channels(128, width)
+        c64, c32, c16 = channels(64, width), channels(32, width), channels(16, width)
+        self.feature_channels = ngf * 4
+        self.encoder = nn.Sequential(
+            ConvLayer(3, c64, 7), InstanceNorm(c64), nn.ReLU(),
+            Bottleneck(c64, c32, 2), Bottleneck(c32 * 4, ngf, 2),
+        )
+        self.comatch = CoMatch(ngf * 4)
+        self.decoder = nn.Sequential(
+            *[Bottleneck(ngf * 4, ngf) for _ in range(num_blocks)],
+            UpBottleneck(ngf * 4, c32), UpBottleneck(c32 * 4, c16),
+            InstanceNorm(c16 * 4), nn.ReLU(), ConvLayer(c16 * 4, 3, 7),
+        )
+        # Gram matrices of the training styles, so named styles work without their images.
+        self.register_buffer("style_grams", torch.zeros(max(num_styles, 1), ngf * 4, ngf * 4))
+
+    def style_gram(self, style_image: torch.Tensor) -> torch.Tensor:
+        """G_s = Gram(encoder(style)), shape (B, C, C)."""
+        return gram_matrix(self.encoder(style_image))
+
+    @torch.no_grad()
+    def set_style_grams(self, style_images: list[torch.Tensor]) -> None:
+        """Store the Gram matrix of each training style (each a (1, 3, H, W) tensor in [0, 1])."""
+        grams = torch.cat([self.style_gram(img.to(self.style_grams.device)) for img in style_images])
+        self.style_grams.copy_(grams.to(self.style_grams.dtype))
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        style_weights: torch.Tensor | None = None,
+        target_gram: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Stylize ``x`` toward ``target_gram`` (B or 1, C, C) or a weighted mix of the stored styles."""
+        if target_gram is None:
+            if style_weights is None:
+                style_weights = torch.zeros(self.num_styles, device=x.device)
+                style_weights[0] = 1.0
+            w = style_weights.reshape(-1, self.num_styles).to(self.style_grams.dtype)
+            target_gram = torch.einsum("bn,ncd->bcd", w, self.style_grams)
+        features = self.encoder(x)
+        return self.decoder(self.comatch(features, target_gram))
