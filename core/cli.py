@@ -14,6 +14,7 @@ from fauve import __version__
 from fauve.errors import FauveError
 
 COMMANDS = [
+    "fauve_bridge.gimp_install",
     "fauve.commands_core",
 ]
 
