@@ -16,6 +16,7 @@ from fauve.errors import FauveError
 COMMANDS = [
     "fauve_bridge.gimp_install",
     "fauve.commands_core",
+    "fauve.commands_train",
 ]
 
 

@@ -1,0 +1,99 @@
+"""``fauve train {johnson,ulyanov,dumoulin,msgnet,adain}``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from fauve.train.data import find_images
+from fauve.train.methods import DEFAULTS
+
+
+def _layers(text: str) -> tuple[str, ...]:
+    return tuple(t.strip() for t in text.split(",") if t.strip())
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("train", help="train a style network", description="Train one of the five methods; writes a Hub-ready model folder.")
+    methods = parser.add_subparsers(dest="method", metavar="METHOD", required=True)
+    for name, d in DEFAULTS.items():
+        p = methods.add_parser(
+            name, help=f"{name} ({d.paper})",
+            description=f"Train {name} ({d.paper}). Defaults: lr {d.lr}, batch {d.batch_size}, {d.iters} iterations, "
+            f"content {','.join(d.content_layers)} × {d.content_weight}, style {','.join(d.style_layers)} × {d.style_weight}.",
+            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        )
+        p.add_argument("--content", required=True, help="folder of content photos (searched recursively)")
+        if name in ("johnson", "ulyanov"):
+            p.add_argument("--style", required=True, help="the style image")
+        elif name == "dumoulin":
+            g = p.add_mutually_exclusive_group(required=True)
+            g.add_argument("--styles", help="folder of style images, one style each")
+            g.add_argument("--style", action="append", help="a style image (repeatable)")
+            g.add_argument("--add-style", action="append", metavar="IMG", help="add this style to the model given by --from (trains only new γ, β rows)")
+            p.add_argument("--from", dest="from_model", help="the dumoulin model folder that --add-style extends")
+        elif name == "msgnet":
+            g = p.add_mutually_exclusive_group(required=True)
+            g.add_argument("--styles", help="folder of style images")
+            g.add_argument("--style", action="append", help="a style image (repeatable)")
+        else:
+            p.add_argument("--styles", required=True, help="folder of paintings (the style distribution)")
+        p.add_argument("-o", "--out", required=True, help="output model folder (checkpoints, samples and logs go here too)")
+        p.add_argument("--size", type=int, default=256, help="training crop size")
+        p.add_argument("--style-size", type=int, default=256, help="long side of the style images")
+        p.add_argument("--batch-size", type=int, default=None, help=f"default {d.batch_size}")
+        p.add_argument("--iters", type=int, default=None, help=f"default {d.iters}")
+        p.add_argument("--lr", type=float, default=None, help=f"default {d.lr}")
+        p.add_argument("--content-weight", type=float, default=None, help=f"default {d.content_weight}")
+        p.add_argument("--style-weight", type=float, default=None, help=f"default {d.style_weight}")
+        p.add_argument("--tv-weight", type=float, default=None, help=f"default {d.tv_weight}")
+        p.add_argument("--content-layers", type=_layers, default=None, help=f"default {','.join(d.content_layers)}")
+        p.add_argument("--style-layers", type=_layers, default=None, help=f"default {','.join(d.style_layers)}")
+        p.add_argument("--width", type=float, default=None, help="channel width multiplier (0.5 halves every layer)")
+        if name in ("johnson", "ulyanov", "dumoulin"):
+            p.add_argument("--upsample", choices=["nearest", "transposed"], default="nearest", help="nearest+conv (no checkerboard) or the paper's transposed conv")
+        if name == "johnson":
+            p.add_argument("--norm", choices=["batch", "instance"], default="batch", help="the paper's BatchNorm, or InstanceNorm for comparisons")
+        p.add_argument("--vgg", dest="vgg_source", choices=["auto", "torchvision", "hed"], default="auto", help="VGG16 weight source of the loss network")
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
+        p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32", help="autocast precision on CUDA")
+        p.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA)")
+        p.add_argument("--channels-last", action="store_true")
+        p.add_argument("--checkpoint-every", type=int, default=100)
+        p.add_argument("--sample-every", type=int, default=200)
+        p.add_argument("--sample-images", nargs="*", default=[], help="photos for the sample grids (default: the first content images)")
+        p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+        p.add_argument("--half", action="store_true", help="save the final weights in fp16")
+        p.set_defaults(func=run)
+
+
+def _style_list(args) -> list[str]:
+    if getattr(args, "add_style", None):
+        return list(args.add_style)
+    if getattr(args, "styles", None):
+        return [str(p) for p in find_images(args.styles)]
+    style = args.style
+    return list(style) if isinstance(style, list) else [style]
+
+
+def run(args) -> int:
+    from fauve.errors import FauveError
+    from fauve.train import TrainConfig, train
+
+    if getattr(args, "add_style", None) and not args.from_model:
+        raise FauveError("--add-style needs --from MODEL.", "Pass the dumoulin model folder to extend with --from.")
+    cfg = TrainConfig(
+        method=args.method, content=args.content, styles=_style_list(args), out=args.out, size=args.size,
+        style_size=args.style_size, batch_size=args.batch_size, iters=args.iters, lr=args.lr,
+        content_weight=args.content_weight, style_weight=args.style_weight, tv_weight=args.tv_weight,
+        content_layers=args.content_layers, style_layers=args.style_layers, width=args.width,
+        upsample=getattr(args, "upsample", "nearest"), norm=getattr(args, "norm", "batch"), vgg_source=args.vgg_source,
+        seed=args.seed, device=args.device, precision=args.precision, compile=args.compile,
+        channels_last=args.channels_last, checkpoint_every=args.checkpoint_every, sample_every=args.sample_every,
+        resume=args.resume, half_weights=args.half, add_style_from=getattr(args, "from_model", None),
+        sample_images=args.sample_images,
+    )
+    out = train(cfg)
+    print(f"model written to {Path(out).resolve()}")
+    return 0

@@ -1,0 +1,297 @@
+"""The one training loop shared by all five methods.
+
+Single process, or many under ``torchrun`` (DistributedDataParallel; gloo on CPU, nccl on CUDA;
+rank 0 writes). Checkpoints are written atomically (temp file + rename) and hold the model, the
+optimizer and the step; every random choice is a function of (seed, step), so ``--resume`` after a
+SIGKILL follows the uninterrupted run's loss curve.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from fauve.errors import FauveError, InputImageError
+from fauve.train.data import ImageStream, find_images, load_style
+from fauve.train.methods import DEFAULTS, method_class
+
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass
+class TrainConfig:
+    method: str
+    content: str
+    styles: list[str]
+    out: str
+    size: int = 256
+    style_size: int = 256
+    batch_size: int | None = None
+    iters: int | None = None
+    lr: float | None = None
+    content_weight: float | None = None
+    style_weight: float | None = None
+    tv_weight: float | None = None
+    content_layers: tuple[str, ...] | None = None
+    style_layers: tuple[str, ...] | None = None
+    width: float | None = None
+    upsample: str = "nearest"
+    norm: str = "batch"
+    vgg_source: str = "auto"
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "fp32"
+    compile: bool = False
+    channels_last: bool = False
+    checkpoint_every: int = 100
+    sample_every: int = 200
+    resume: bool = False
+    half_weights: bool = False
+    add_style_from: str | None = None
+    sample_images: list[str] = field(default_factory=list)
+
+    def fill_defaults(self) -> "TrainConfig":
+        d = DEFAULTS[self.method]
+        for key in ("lr", "batch_size", "iters", "content_layers", "style_layers", "content_weight", "style_weight", "tv_weight", "width"):
+            if getattr(self, key) is None:
+                setattr(self, key, getattr(d, key))
+        self.content_layers = tuple(self.content_layers)
+        self.style_layers = tuple(self.style_layers)
+        return self
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    return torch.device(name)
+
+
+def _atomic_save(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def validate(cfg: TrainConfig) -> None:
+    """Fail before training starts on anything that would fail later."""
+    multiple = 8 if cfg.method == "adain" else 4
+    if cfg.size < 32 or cfg.size % multiple:
+        raise FauveError(f"--size {cfg.size} is too small or not a multiple of {multiple} for {cfg.method}.", f"Use a multiple of {multiple}, at least 32 (256 is the papers' size).")
+    if not cfg.styles:
+        raise InputImageError("No style images given.", "Pass --style IMG, or --styles DIR for several.")
+    for s in cfg.styles:
+        if not Path(s).is_file():
+            raise InputImageError(f"Style image {s} does not exist.", "Check the path given to --style/--styles.")
+    if cfg.method in ("johnson", "ulyanov") and len(cfg.styles) != 1:
+        raise FauveError(f"{cfg.method} trains one style per model; got {len(cfg.styles)}.", "Use dumoulin or msgnet for several styles in one network.")
+    find_images(cfg.content)
+
+
+def train(cfg: TrainConfig) -> Path:
+    """Train ``cfg.method`` and write a Hub-ready model folder to ``cfg.out``; return its path."""
+    cfg.fill_defaults()
+    validate(cfg)
+    distributed = "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1
+    device = pick_device(cfg.device)
+    if distributed and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    rank = dist.get_rank() if distributed else 0
+    world = dist.get_world_size() if distributed else 1
+    is_main = rank == 0
+    torch.manual_seed(cfg.seed)
+
+    out = Path(cfg.out)
+    if is_main:
+        (out / "samples").mkdir(parents=True, exist_ok=True)
+    style_size = cfg.size if cfg.method == "adain" else cfg.style_size
+    styles = [load_style(p, style_size) for p in cfg.styles]
+    style_names = [Path(p).stem for p in cfg.styles]
+    method = method_class(cfg.method)(cfg, styles, style_names, device)
+
+    if cfg.add_style_from:
+        from fauve.train.add_style import extend_dumoulin
+
+        model, trainable, restore = extend_dumoulin(cfg, method, device)
+    else:
+        model = method.build().to(device)
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        restore = None
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(trainable, lr=cfg.lr)
+
+    start = 0
+    ckpt_path = out / CHECKPOINT
+    if cfg.resume and ckpt_path.is_file():
+        state = torch.load(ckpt_path, map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start = int(state["step"])
+    elif cfg.resume and is_main:
+        print(f"fauve train: no checkpoint in {out}; starting from step 0")
+
+    forward_model = model
+    if distributed:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        ids = [device.index] if device.type == "cuda" else None
+        if cfg.method == "adain":
+            method.decode = DDP(model.decoder, device_ids=ids)
+        else:
+            forward_model = DDP(model, device_ids=ids)
+    if cfg.compile:
+        forward_model = torch.compile(forward_model)
+
+    stream = ImageStream(find_images(cfg.content), cfg.size, cfg.batch_size, seed=cfg.seed, rank=rank, world=world)
+    log_path = out / "losses.csv"
+    log_file = None
+    if is_main:
+        new_log = not (cfg.resume and log_path.is_file() and start > 0)
+        if not new_log:
+            _truncate_log(log_path, start)
+        log_file = open(log_path, "w" if new_log else "a", newline="")
+        writer = csv.writer(log_file)
+        if new_log:
+            writer.writerow(["step", "loss", "content", "style", "tv", "seconds", "skipped_images"])
+        (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2, default=list))
+
+    autocast = _autocast(device, cfg.precision)
+    model.train()
+    t0 = time.perf_counter()
+    bar = tqdm(range(start, cfg.iters), initial=start, total=cfg.iters, disable=not is_main, desc=f"train {cfg.method}", unit="it")
+    last = {}
+    for step in bar:
+        content = stream.batch(step).to(device)
+        if cfg.channels_last:
+            content = content.contiguous(memory_format=torch.channels_last)
+        with autocast:
+            result = method.loss(forward_model, content, step)
+        optimizer.zero_grad(set_to_none=True)
+        result.loss.backward()
+        optimizer.step()
+        if restore is not None:
+            restore()
+        if not math.isfinite(result.loss.item()):
+            raise FauveError(f"Training diverged at step {step} (loss {result.loss.item()}).", "Lower --lr or --style-weight and resume from the last checkpoint with --resume.")
+        last = {"loss": result.loss.item(), **result.parts}
+        if is_main:
+            writer.writerow([step + 1, *(f"{last[k]:.6g}" for k in ("loss", "content", "style", "tv")), f"{time.perf_counter() - t0:.2f}", len(stream.skipped)])
+            bar.set_postfix(loss=f"{last['loss']:.3f}", c=f"{last['content']:.3f}", s=f"{last['style']:.3f}")
+            done = step + 1
+            if done % cfg.sample_every == 0 or done == cfg.iters:
+                _write_samples(model, method, cfg, device, out / "samples" / f"step{done:06d}.png")
+            if done % cfg.checkpoint_every == 0 or done == cfg.iters:
+                log_file.flush()
+                _atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": done}, ckpt_path)
+    if is_main:
+        log_file.close()
+        _export(model, method, cfg, out, last, len(stream.skipped))
+    if distributed:
+        dist.barrier()
+        dist.destroy_process_group()
+    return out
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Drop log rows past the checkpoint, so a resumed run's log has each step once."""
+    rows = list(csv.reader(path.open()))
+    kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= step]
+    with path.open("w", newline="") as f:
+        csv.writer(f).writerows(kept)
+
+
+class _NullContext:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _autocast(device: torch.device, precision: str):
+    if precision in ("bf16", "fp16") and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+    return _NullContext()
+
+
+def _sample_inputs(cfg: TrainConfig, device: torch.device) -> torch.Tensor:
+    from fauve.train.data import random_crop, read_rgb
+
+    paths = cfg.sample_images or [str(p) for p in find_images(cfg.content)[:3]]
+    gen = torch.Generator().manual_seed(1234)
+    imgs = [read_rgb(Path(p)) for p in paths]
+    return torch.stack([random_crop(i, cfg.size, gen, jitter=(1.0, 1.0)) for i in imgs if i is not None]).to(device)
+
+
+@torch.no_grad()
+def _stylize_all_styles(model, method, cfg, content: torch.Tensor) -> list[torch.Tensor]:
+    """One row per style: content images stylized with that style."""
+    was_training = model.training
+    model.eval()
+    rows = []
+    n = len(method.styles)
+    for i in range(min(n, 16)):
+        if cfg.method == "msgnet":
+            y = model(content, target_gram=model.style_gram(method.styles[i].to(content.device)))
+        elif cfg.method == "adain":
+            y = model(content, style_stats=model.style_stats(method.styles[i].to(content.device)))
+        else:
+            w = torch.zeros(content.shape[0], method.total_styles or n, device=content.device)
+            w[:, i + method.style_offset] = 1.0
+            y = model(content, w)
+        rows.append(y.clamp(0, 1))
+    model.train(was_training)
+    return rows
+
+
+def _write_samples(model, method, cfg, device, path: Path) -> None:
+    from torchvision.utils import save_image
+
+    content = _sample_inputs(cfg, device)
+    rows = [content] + _stylize_all_styles(model, method, cfg, content)
+    save_image(torch.cat(rows), path, nrow=content.shape[0], padding=2)
+
+
+def _export(model, method, cfg: TrainConfig, out: Path, last: dict, skipped: int) -> None:
+    export = copy.deepcopy(model).cpu().eval()
+    if cfg.method == "msgnet":
+        export.set_style_grams([s for s in method.styles])
+    if cfg.method == "adain":
+        export = _with_named_styles(export, method)
+    export.loss_net = method.vgg.source_info() if hasattr(method, "vgg") else {"name": "vgg16", "source": export.vgg_source}
+    export.training_recipe = {
+        "content_data": str(cfg.content), "size": cfg.size, "style_size": cfg.style_size, "batch_size": cfg.batch_size,
+        "iters": cfg.iters, "lr": cfg.lr, "content_layers": list(cfg.content_layers), "style_layers": list(cfg.style_layers),
+        "content_weight": cfg.content_weight, "style_weight": cfg.style_weight, "tv_weight": cfg.tv_weight,
+        "seed": cfg.seed, "final_losses": last, "skipped_images": skipped,
+    }
+    export.style_sources = [Path(p).name for p in cfg.styles]
+    if cfg.half_weights:
+        export = export.half()
+    export.save_pretrained(out)
+    _write_samples(model, method, cfg, next(model.parameters()).device, out / "samples.png")
+
+
+def _with_named_styles(export, method):
+    from fauve.models import build_model
+
+    names = method.style_names
+    named = build_model("adain", width=export.width, vgg_source=export.vgg_source, num_styles=len(names), style_names=names)
+    state = {k: v for k, v in export.state_dict().items() if not k.startswith("style_")}
+    named.load_state_dict(state, strict=False)
+    named.set_named_styles(method.styles)
+    return named.eval()

@@ -1,0 +1,193 @@
+"""What each method contributes to the one training loop: its model, its loss, its style picking.
+
+Defaults follow each paper (see docs/training.md for the paper's values and where ours differ):
+all perceptual losses here are normalised by their targets' energy (fauve.losses), so the weights
+are relative and independent of the VGG16 weight source.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from fauve import losses
+from fauve.models import StyleModel, build_model
+from fauve.models.adain import ENCODER_TAPS, AdaINNet
+from fauve.models.layers import adain, mean_std
+from fauve.vgg import VGG16Features
+
+JOHNSON_STYLE = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+
+
+@dataclass(frozen=True)
+class MethodDefaults:
+    lr: float
+    batch_size: int
+    iters: int
+    content_layers: tuple[str, ...]
+    style_layers: tuple[str, ...]
+    content_weight: float
+    style_weight: float
+    tv_weight: float
+    width: float
+    paper: str
+
+
+DEFAULTS: dict[str, MethodDefaults] = {
+    # Johnson et al.: Adam 1e-3, batch 4, 40k iterations at 256², content relu2_2 (their Lua code: relu3_3).
+    "johnson": MethodDefaults(1e-3, 4, 40_000, ("relu2_2",), JOHNSON_STYLE, 1.0, 6.0, 0.0, 1.0, "arXiv:1603.08155"),
+    # Ulyanov et al.: the same generator with IN; texture_nets' "params that work" use lr 1e-2 on batch 4; we keep 1e-3 (stabler on small batches).
+    "ulyanov": MethodDefaults(1e-3, 4, 40_000, ("relu2_2",), JOHNSON_STYLE, 1.0, 6.0, 0.0, 1.0, "arXiv:1607.08022"),
+    # Dumoulin et al. (magenta): Adam 1e-3, batch 16, 40k steps, content vgg conv3 (relu3_3), style conv1..conv4.
+    "dumoulin": MethodDefaults(1e-3, 4, 40_000, ("relu3_3",), JOHNSON_STYLE, 1.0, 6.0, 0.0, 1.0, "arXiv:1610.07629"),
+    # Zhang & Dana: Adam 1e-3, batch 4, 2 epochs of COCO, content relu2_2, style weight 5 (their scale).
+    "msgnet": MethodDefaults(1e-3, 4, 40_000, ("relu2_2",), JOHNSON_STYLE, 1.0, 6.0, 0.0, 1.0, "arXiv:1703.06953"),
+    # Huang & Belongie: Adam 1e-4, batch 8, 160k iterations, content relu4_1, style mean/std relu1_1..relu4_1.
+    "adain": MethodDefaults(1e-4, 8, 160_000, ("relu4_1",), ENCODER_TAPS, 1.0, 2.0, 0.0, 1.0, "arXiv:1703.06868"),
+}
+
+
+@dataclass
+class StepOutput:
+    loss: torch.Tensor
+    parts: dict[str, float]
+    output: torch.Tensor
+
+
+class Method:
+    """A training method: builds the model and computes the loss of one batch."""
+
+    name = ""
+
+    def __init__(self, cfg, styles: list[torch.Tensor], style_names: list[str], device: torch.device) -> None:
+        self.cfg = cfg
+        self.styles = styles
+        self.style_names = style_names
+        self.device = device
+        self.style_offset = 0  # >0 when adding styles to an existing dumoulin model
+        self.total_styles: int | None = None
+        self.vgg = VGG16Features(taps=tuple(dict.fromkeys(cfg.content_layers + cfg.style_layers)), source=cfg.vgg_source).to(device)
+
+    def build(self) -> StyleModel:
+        raise NotImplementedError
+
+    def pick_styles(self, step: int, batch: int) -> torch.Tensor:
+        """Style index of each sample of the batch at ``step`` (deterministic)."""
+        n = len(self.styles)
+        gen = torch.Generator().manual_seed(self.cfg.seed * 104_729 + step)
+        return torch.randint(0, n, (batch,), generator=gen)
+
+    def loss(self, model: torch.nn.Module, content: torch.Tensor, step: int) -> StepOutput:
+        raise NotImplementedError
+
+    def perceptual(self, output: torch.Tensor, content: torch.Tensor, target_grams: dict[str, torch.Tensor]) -> StepOutput:
+        cfg = self.cfg
+        with torch.no_grad():
+            content_feats = self.vgg(content, cfg.content_layers)
+        feats = self.vgg(output)
+        c = losses.content_loss(feats, content_feats, cfg.content_layers)
+        s = losses.gram_style_loss(feats, target_grams, cfg.style_layers)
+        tv = losses.total_variation(output)
+        total = cfg.content_weight * c + cfg.style_weight * s + cfg.tv_weight * tv
+        return StepOutput(total, {"content": c.item(), "style": s.item(), "tv": tv.item()}, output)
+
+
+class GramMethod(Method):
+    """Johnson, Ulyanov and Dumoulin: fixed styles with precomputed Gram targets."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        with torch.no_grad():
+            per_style = [losses.style_grams(self.vgg(s.to(self.device), self.cfg.style_layers), self.cfg.style_layers) for s in self.styles]
+        self.target_grams = {name: torch.cat([g[name] for g in per_style]) for name in self.cfg.style_layers}
+
+    def build(self) -> StyleModel:
+        kw = dict(width=self.cfg.width, upsample=self.cfg.upsample, num_styles=len(self.styles), style_names=self.style_names)
+        if self.name == "johnson":
+            kw["norm"] = self.cfg.norm
+        return build_model(self.name, **kw)
+
+    def loss(self, model, content, step):
+        idx = self.pick_styles(step, content.shape[0]).to(self.device)
+        weights = torch.nn.functional.one_hot(idx + self.style_offset, self.total_styles or len(self.styles)).float()
+        output = model(content, weights)
+        return self.perceptual(output, content, {k: g[idx] for k, g in self.target_grams.items()})
+
+
+class MSGNetMethod(Method):
+    """MSG-Net: the style Gram comes from the network's own siamese encoder, so gradients reach it;
+    the style image's size is jittered per step (the source of brush-size control)."""
+
+    name = "msgnet"
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        with torch.no_grad():
+            self.vgg_grams = [losses.style_grams(self.vgg(s.to(self.device), self.cfg.style_layers), self.cfg.style_layers) for s in self.styles]
+
+    def build(self) -> StyleModel:
+        return build_model("msgnet", width=self.cfg.width, num_styles=len(self.styles), style_names=self.style_names)
+
+    def loss(self, model, content, step):
+        # Zhang & Dana cycle styles per batch: every sample of a batch shares one style.
+        i = step % len(self.styles)
+        style = self.styles[i].to(self.device)
+        gen = torch.Generator().manual_seed(self.cfg.seed * 15_485_863 + step)
+        scale = 0.75 + 0.5 * torch.rand((), generator=gen).item()
+        h, w = style.shape[-2:]
+        style = torch.nn.functional.interpolate(style, size=(max(16, round(h * scale)), max(16, round(w * scale))), mode="bilinear", antialias=True, align_corners=False)
+        net = model.module if hasattr(model, "module") else model
+        output = model(content, target_gram=net.style_gram(style))
+        return self.perceptual(output, content, self.vgg_grams[i])
+
+
+class AdaINMethod(Method):
+    """AdaIN: frozen encoder, decoder trained with content loss to the AdaIN target and a
+    mean/std style loss on relu1_1..relu4_1 of the same encoder (Huang & Belongie, eq. 11–13)."""
+
+    name = "adain"
+
+    def __init__(self, cfg, styles, style_names, device) -> None:
+        # The loss network is the model's own encoder; no separate VGG is needed.
+        self.cfg, self.styles, self.style_names, self.device = cfg, styles, style_names, device
+        self.decode: torch.nn.Module | None = None  # set to a DistributedDataParallel decoder under torchrun
+
+    def build(self) -> StyleModel:
+        from fauve.vgg import load_vgg16_features
+
+        _, source = load_vgg16_features(self.cfg.vgg_source)
+        model = build_model("adain", width=self.cfg.width, vgg_source=source)
+        model.load_encoder_weights()
+        return model
+
+    def style_batch(self, step: int, batch: int) -> torch.Tensor:
+        from fauve.train.data import random_crop
+
+        gen = torch.Generator().manual_seed(self.cfg.seed * 32_452_843 + step)
+        idx = torch.randint(0, len(self.styles), (batch,), generator=gen)
+        return torch.stack([random_crop(self.styles[int(i)][0], self.cfg.size, gen) for i in idx]).to(self.device)
+
+    def loss(self, model, content, step):
+        cfg = self.cfg
+        net: AdaINNet = model.module if hasattr(model, "module") else model
+        style = self.style_batch(step, content.shape[0])
+        with torch.no_grad():
+            fc = net.encode(content)["relu4_1"]
+            fs = net.encode(style, ENCODER_TAPS)
+            s_mean, s_std = mean_std(fs["relu4_1"])
+            target = adain(fc, s_mean, s_std)
+        output = (self.decode or net.decoder)(target)
+        fo = net.encode(output, ENCODER_TAPS)
+        c = losses.relative_mse(fo["relu4_1"], target)
+        s = losses.mean_std_style_loss(fo, fs, cfg.style_layers)
+        tv = losses.total_variation(output)
+        total = cfg.content_weight * c + cfg.style_weight * s + cfg.tv_weight * tv
+        return StepOutput(total, {"content": c.item(), "style": s.item(), "tv": tv.item()}, output)
+
+
+def method_class(name: str) -> Callable[..., Method]:
+    if name in ("johnson", "ulyanov", "dumoulin"):
+        return type(f"{name.title()}Method", (GramMethod,), {"name": name})
+    return {"msgnet": MSGNetMethod, "adain": AdaINMethod}[name]
