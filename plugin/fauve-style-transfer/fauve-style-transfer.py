@@ -93,9 +93,10 @@ class FauveStyleTransfer(Gimp.PlugIn):
             Gimp.progress_end()
             if failure.status == Gimp.PDBStatusType.CANCEL:
                 return procedure.new_return_values(failure.status, None)
-            Gimp.message("Fauve Style Transfer: " + failure.text)
+            text = failure.text + "\n\nThe image was not changed."
+            Gimp.message("Fauve Style Transfer: " + text)
             return procedure.new_return_values(
-                failure.status, GLib.Error.new_literal(GLib.quark_from_string("fauve"), failure.text, 0))
+                failure.status, GLib.Error.new_literal(GLib.quark_from_string("fauve"), text, 0))
         Gimp.progress_end()
         return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, None)
 
@@ -172,7 +173,7 @@ class FauveStyleTransfer(Gimp.PlugIn):
         except JobCancelled as err:
             raise FailedRun(err.user_text(), Gimp.PDBStatusType.CANCEL) from err
         except BridgeError as err:
-            raise FailedRun(err.user_text() + "\n\nThe image was not changed.") from err
+            raise FailedRun(err.user_text()) from err
 
         out = bytearray(out)
         out[3::4] = src[3::4]  # alpha is the layer's own, whatever the server did

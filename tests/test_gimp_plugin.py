@@ -1,0 +1,130 @@
+"""The GIMP plug-in in real headless GIMPs (3.0.x from Debian trixie, 3.2.x from sid) against a real
+`fauve serve` with a tiny model. The GIMP roots are built on first use and cached (tests/gimp_fixtures.py).
+
+Every case runs the plug-in through the PDB exactly as a script would; the pixels GIMP ends up with are
+compared with what the same server returns for the same crop when asked directly.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.parse
+import urllib.request
+
+import numpy as np
+import pytest
+
+from gimp_fixtures import fauve_server, free_port, gimp_suite, run_gimp_cases  # noqa: F401 (fixtures)
+
+pytestmark = [pytest.mark.gimp, pytest.mark.slow]
+
+CONTEXT = 8  # the plug-in's "context" argument used in every case
+
+
+def cases(server) -> list[dict]:
+    common = {"server-url": server.url, "style": server.style, "context": CONTEXT}
+    closed = f"http://127.0.0.1:{free_port()}"  # nothing listens there: a stopped server
+    return [
+        {"name": "feathered", "ellipse": [14, 6, 68, 52], "feather": 10,
+         "args": dict(common, output="in-place")},
+        {"name": "new-layer", "layer_size": [80, 52], "layer_offset": [9, 6], "ellipse": [24, 14, 40, 30],
+         "feather": 6, "args": dict(common, output="new-layer")},
+        {"name": "server-stopped", "ellipse": [20, 12, 56, 40], "args": dict(common, **{"server-url": closed})},
+        {"name": "unknown-style", "ellipse": [20, 12, 56, 40], "args": dict(common, style="no-such-style")},
+        {"name": "indexed", "args": common, "indexed": True},
+        {"name": "selection-off-layer", "layer_size": [40, 30], "rect": [60, 40, 20, 15], "args": common},
+    ]
+
+
+@pytest.fixture(scope="session")
+def results(gimp_suite, fauve_server, run_gimp_cases):  # noqa: F811
+    """All cases in one GIMP run per suite (pytest keeps one instance per gimp_suite parameter)."""
+    return run_gimp_cases(gimp_suite, cases(fauve_server))
+
+
+def stylize_directly(server, rgba: np.ndarray) -> np.ndarray:
+    """The server's answer for this RGBA crop, asked over the bridge API without GIMP."""
+    h, w = rgba.shape[:2]
+    query = urllib.parse.urlencode({"format": "rgba8", "width": w, "height": h, "style": server.style})
+    req = urllib.request.Request(f"{server.url}/bridge/v1/jobs?{query}", data=rgba.tobytes(), method="POST")
+    job = json.load(urllib.request.urlopen(req, timeout=60))["job_id"]
+    deadline = time.monotonic() + 120
+    while json.load(urllib.request.urlopen(f"{server.url}/bridge/v1/jobs/{job}", timeout=10))["status"] != "done":
+        assert time.monotonic() < deadline, "direct job did not finish"
+        time.sleep(0.1)
+    raw = urllib.request.urlopen(f"{server.url}/bridge/v1/jobs/{job}/result", timeout=60).read()
+    return np.frombuffer(raw, np.uint8).reshape(h, w, 4)
+
+
+def expected_styled(server, before: np.ndarray, mask: np.ndarray):
+    """(x, y, w, h) of the selection bounds and the styled pixels the plug-in should write there."""
+    ys, xs = np.nonzero(mask)
+    x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
+    H, W = mask.shape
+    cx0, cy0, cx1, cy1 = max(0, x0 - CONTEXT), max(0, y0 - CONTEXT), min(W, x1 + CONTEXT), min(H, y1 + CONTEXT)
+    styled = stylize_directly(server, np.ascontiguousarray(before[cy0:cy1, cx0:cx1])).copy()
+    styled[..., 3] = before[cy0:cy1, cx0:cx1, 3]  # the plug-in keeps the layer's alpha
+    inner = styled[y0 - cy0:y1 - cy0, x0 - cx0:x1 - cx0]
+    return (int(x0), int(y0), int(x1 - x0), int(y1 - y0)), inner
+
+
+def test_feathered_selection_styles_inside_keeps_outside_blends_edge(results, fauve_server):  # noqa: F811
+    r = results["feathered"]
+    assert r.report["status"] == "success", r.report
+    before, after, mask = r.rgba("before.rgba"), r.rgba("after.rgba"), r.gray("mask.y8")
+    (x, y, w, h), styled = expected_styled(fauve_server, before, mask)
+    full = before.astype(int).copy()
+    full[y:y + h, x:x + w] = styled
+    b, a, s = before.astype(int), after.astype(int), full
+
+    outside = mask == 0
+    assert outside.sum() > 1000 and np.array_equal(a[outside], b[outside])  # far outside: untouched
+    inside = mask == 255
+    assert inside.sum() > 500
+    assert np.abs(s[inside] - b[inside])[:, :3].mean() > 10, "the tiny model should change the pixels"
+    assert np.abs(a[inside] - s[inside]).max() <= 2  # inside: exactly what the server made
+    assert np.array_equal(a[..., 3], b[..., 3])  # alpha kept
+
+    edge = (mask > 0) & (mask < 255)
+    assert edge.sum() > 300
+    lo, hi = np.minimum(b, s)[edge][:, :3], np.maximum(b, s)[edge][:, :3]
+    assert ((a[edge][:, :3] >= lo - 2) & (a[edge][:, :3] <= hi + 2)).all()  # between original and styled
+    d = (s - b)[..., :3]
+    strong = edge[..., None] & (np.abs(d) > 40)
+    t = (a - b)[..., :3][strong] / d[strong]  # 0 = original, 1 = styled
+    m = np.broadcast_to(mask[..., None], d.shape)[strong] / 255.0
+    assert 0.05 < t.mean() < 0.95 and np.corrcoef(t, m)[0, 1] > 0.7  # soft blend that follows the feather
+    assert r.report["dirty"] and len(r.report["layers"]) == 1
+
+
+def test_new_layer_at_the_right_offsets_masked_by_selection(results, fauve_server):  # noqa: F811
+    r = results["new-layer"]
+    assert r.report["status"] == "success", r.report
+    before, after, mask = r.rgba("before.rgba"), r.rgba("after.rgba"), r.gray("mask.y8")
+    assert np.array_equal(before, after)  # the original layer is untouched
+    (x, y, w, h), styled = expected_styled(fauve_server, before, mask)
+    top, original = r.report["layers"]
+    assert original["name"] == "photo" and original["offsets"] == [9, 6]
+    assert fauve_server.style in top["name"] and top["has_mask"] and top["opacity"] == 100.0
+    assert top["offsets"] == [9 + x, 6 + y] and top["size"] == [w, h]
+    pixels = r.rgba("layer0.rgba", (w, h)).astype(int)
+    assert np.abs(pixels - styled).max() <= 2
+    layer_mask = r.gray("layer0-mask.y8", (w, h)).astype(int)
+    assert np.abs(layer_mask - mask[y:y + h, x:x + w]).max() <= 1
+
+
+@pytest.mark.parametrize("name, status, words", [
+    ("server-stopped", "execution-error", ["No answer from the fauve server", "fauve serve --port", "not changed"]),
+    ("unknown-style", "execution-error", ["no-such-style", "not changed"]),
+    ("indexed", "calling-error", ["Indexed", "Image ▸ Mode ▸ RGB"]),
+    ("selection-off-layer", "calling-error", ["does not cover any pixel", "Select ▸ None"]),
+])
+def test_failures_leave_the_image_untouched_and_say_what_to_do(results, name, status, words):
+    r = results[name]
+    assert r.report["status"] == status, r.report
+    for word in words:
+        assert word in r.report["error"], r.report["error"]
+        assert word in r.report["log"]  # Gimp.message reaches the user (the console when headless)
+    assert np.array_equal(r.rgba("before.rgba"), r.rgba("after.rgba"))
+    assert not r.report["dirty"] and len(r.report["layers"]) == 1
