@@ -1,0 +1,172 @@
+"""The one inference pipeline: sizes, alpha, bit depths, strength, colour, masks, tiling."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from fauve import color
+from fauve.errors import Cancelled, FauveError, InputImageError, UnknownStyleError
+from fauve.models import build_model
+from fauve.pipeline import SharedNormStats, Stylizer
+
+
+def tiny(method: str, **kw):
+    torch.manual_seed(0)
+    extra = {"num_blocks": 1} if method == "msgnet" else {}
+    return build_model(method, width=0.125, **extra, **kw).eval()
+
+
+def photo(h: int = 45, w: int = 61, seed: int = 0) -> np.ndarray:
+    """A smooth colourful test picture (gradients + a disc), float32 in [0, 1]."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    r = 0.5 + 0.5 * np.sin(xx / 7.0 + rng.uniform(0, 3))
+    g = 0.5 + 0.5 * np.cos(yy / 5.0 + rng.uniform(0, 3))
+    b = ((xx - w / 2) ** 2 + (yy - h / 2) ** 2 < (min(h, w) / 3) ** 2).astype(np.float32) * 0.8 + 0.1
+    rgb = 0.2 + 0.6 * np.stack([r, g, b], axis=2) + rng.normal(0, 0.03, (h, w, 3))
+    return np.clip(rgb, 0, 1).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def ulyanov() -> Stylizer:
+    model = tiny("ulyanov")
+    with torch.no_grad():  # keep the untrained output inside [0, 1], so clipping does not hide anything
+        model.net.out.conv.weight.mul_(0.15)
+        model.net.out.conv.bias.fill_(0.5)
+    return Stylizer(model, device="cpu")
+
+
+def test_alpha_survives_and_size_is_kept(ulyanov):
+    rgba = np.concatenate([(photo() * 255).astype(np.uint8), np.arange(45 * 61, dtype=np.uint8).reshape(45, 61, 1)], axis=2)
+    out = ulyanov.run(rgba)
+    assert out.shape == rgba.shape and out.dtype == np.uint8
+    assert np.array_equal(out[..., 3], rgba[..., 3])
+    assert not np.array_equal(out[..., :3], rgba[..., :3])
+
+
+def test_pil_rgba_in_pil_rgba_out(ulyanov):
+    rgba = np.concatenate([(photo() * 255).astype(np.uint8), np.full((45, 61, 1), 77, np.uint8)], axis=2)
+    out = ulyanov.run(Image.fromarray(rgba, "RGBA"))
+    assert isinstance(out, Image.Image) and out.mode == "RGBA" and out.size == (61, 45)
+    assert np.all(np.asarray(out)[..., 3] == 77)
+
+
+def test_16bit_and_float_inputs_keep_their_type(ulyanov):
+    rgb = photo()
+    out16 = ulyanov.run((rgb * 65535).astype(np.uint16))
+    outf = ulyanov.run(rgb)
+    assert out16.dtype == np.uint16 and outf.dtype == np.float32
+    assert out16.shape == outf.shape == rgb.shape
+    # the same picture in two encodings gives the same result (16-bit is not truncated to 8)
+    assert np.abs(out16.astype(np.float32) / 65535 - outf).max() < 1e-3
+    assert len(np.unique(out16)) > 256
+
+
+def test_strength_zero_returns_the_input_and_half_is_between(ulyanov):
+    rgb = (photo() * 255).astype(np.uint8)
+    assert np.array_equal(ulyanov.run(rgb, strength=0.0), rgb)
+    full = ulyanov.run(rgb.astype(np.float32) / 255).astype(np.float32)
+    half = ulyanov.run(rgb.astype(np.float32) / 255, strength=0.5)
+    assert np.allclose(half, 0.5 * full + 0.5 * rgb / 255.0, atol=1e-5)
+
+
+def test_preserve_color_luminance_keeps_chroma(ulyanov):
+    rgb = photo()
+    out = ulyanov.run(rgb, preserve_color="luminance")
+    plain = ulyanov.run(rgb)
+    yiq_in, yiq_out, yiq_plain = color.rgb_to_yiq(rgb), color.rgb_to_yiq(out), color.rgb_to_yiq(plain)
+    inside = (out > 0.02).all(axis=2) & (out < 0.98).all(axis=2)  # clipping can move chroma
+    assert inside.mean() > 0.9
+    assert np.abs(yiq_out[inside, 1:] - yiq_in[inside, 1:]).max() < 1e-4
+    assert np.abs(yiq_out[inside, 0] - yiq_plain[inside, 0]).max() < 1e-4
+
+
+def test_preserve_color_histogram_matches_the_input_distribution(ulyanov):
+    rgb = photo()
+    out = ulyanov.run(rgb, preserve_color="histogram")
+    plain = ulyanov.run(rgb)
+    for c in range(3):
+        q = np.linspace(0.05, 0.95, 10)
+        err_matched = np.abs(np.quantile(out[..., c], q) - np.quantile(rgb[..., c], q)).max()
+        err_plain = np.abs(np.quantile(plain[..., c], q) - np.quantile(rgb[..., c], q)).max()
+        assert err_matched < 0.01 < err_plain
+
+
+def test_mask_blends_stylized_and_input(ulyanov):
+    rgb = photo()
+    mask = np.zeros(rgb.shape[:2], np.float32)
+    mask[:, 30:] = 1.0
+    mask[:, 20:30] = 0.5
+    out = ulyanov.run(rgb, mask=mask)
+    full = ulyanov.run(rgb)
+    assert np.allclose(out[:, :20], rgb[:, :20])
+    assert np.allclose(out[:, 30:], full[:, 30:])
+    assert np.allclose(out[:, 20:30], 0.5 * rgb[:, 20:30] + 0.5 * full[:, 20:30], atol=1e-6)
+    with pytest.raises(FauveError, match="mask"):
+        ulyanov.run(rgb, mask=mask[:10])
+
+
+@pytest.mark.parametrize("method", ["johnson", "ulyanov", "dumoulin", "msgnet", "adain"])
+@pytest.mark.parametrize("size", [(33, 47), (17, 16), (50, 19)])
+def test_every_generator_keeps_odd_sizes(method, size):
+    names = {"dumoulin": ["a", "b"], "msgnet": ["a", "b"], "adain": ["a"]}.get(method)
+    kw = {"num_styles": len(names), "style_names": names} if names else {}
+    stylizer = Stylizer(tiny(method, **kw), device="cpu")
+    rgb = photo(*size)
+    out = stylizer.run(rgb)
+    assert out.shape == rgb.shape and np.isfinite(out).all()
+
+
+def test_too_small_and_bad_options(ulyanov):
+    with pytest.raises(InputImageError, match="at least 16"):
+        ulyanov.run(photo(12, 40))
+    with pytest.raises(FauveError, match="preservation"):
+        ulyanov.run(photo(), preserve_color="sepia")
+    with pytest.raises(FauveError, match="style image"):
+        ulyanov.run(photo(), style_image=photo())
+
+
+def test_style_lookup_suggests_close_names():
+    model = tiny("dumoulin", num_styles=3, style_names=["starry_night", "great_wave", "the_scream"])
+    with torch.no_grad():  # distinct per-style γ, β rows, as after training
+        for layer in model.cin_layers():
+            layer.gamma.uniform_(0.5, 1.5)
+            layer.beta.uniform_(-0.5, 0.5)
+    dumoulin = Stylizer(model, device="cpu")
+    with pytest.raises(UnknownStyleError) as err:
+        dumoulin.run(photo(), style="stary_nigth")
+    assert "starry_night" in err.value.hint
+    by_name = dumoulin.run(photo(), style="great_wave")
+    assert np.array_equal(by_name, dumoulin.run(photo(), style=1))
+    assert np.allclose(dumoulin.run(photo(), mix={"great_wave": 2.0}), by_name, atol=1e-6)  # weights are normalised
+    assert not np.allclose(dumoulin.run(photo(), mix={"great_wave": 0.5, "the_scream": 0.5}), by_name, atol=1e-3)
+
+
+def test_cancel_and_progress(ulyanov):
+    seen: list[float] = []
+    ulyanov.run(photo(96, 96), tile=64, overlap=8, context=8, progress=seen.append)
+    assert seen == sorted(seen) and seen[-1] == 1.0 and len(seen) > 3
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(Cancelled):
+        ulyanov.run(photo(96, 96), tile=64, cancel=stop)
+
+
+def test_shared_norm_stats_record_equals_instance_norm():
+    """Recording pooled statistics on one image is ordinary instance normalisation."""
+    model = tiny("ulyanov")
+    x = torch.rand(1, 3, 40, 48)
+    with torch.no_grad():
+        plain = model(x)
+        with SharedNormStats(model) as shared:
+            recorded = model(x)
+            shared.mode = "frozen"
+            frozen = model(x)
+        restored = model(x)
+    assert torch.allclose(plain, recorded, atol=1e-5) and torch.allclose(plain, frozen, atol=1e-5)
+    assert torch.equal(plain, restored)
