@@ -1,0 +1,148 @@
+"""The trainers on tiny models: losses go down, resume after SIGKILL, DDP on CPU, add-style, bad data."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from fauve.models import load_model
+from train_fixtures import train_data  # noqa: F401 - pytest fixture
+
+TINY = ["--size", "32", "--width", "0.25", "--batch-size", "2", "--sample-every", "1000", "--checkpoint-every", "5"]
+
+
+def fauve(*args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "fauve.cli", *args], capture_output=True, text=True, env=env, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"fauve {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def losses(folder: Path, column: str = "loss") -> list[float]:
+    with (folder / "losses.csv").open() as f:
+        return [float(row[column]) for row in csv.DictReader(f)]
+
+
+def style_args(method: str, data) -> list[str]:
+    if method in ("johnson", "ulyanov"):
+        return ["--style", str(data["style"])]
+    return ["--styles", str(data["styles"])]
+
+
+@pytest.mark.parametrize("method", ["johnson", "ulyanov", "dumoulin", "msgnet", "adain"])
+def test_tiny_run_lowers_loss_and_writes_a_loadable_model(method, train_data, tmp_path):
+    out = tmp_path / method
+    iters = "40"
+    extra = ["--lr", "1e-3"] if method == "adain" else []
+    fauve("train", method, "--content", str(train_data["content"]), *style_args(method, train_data), "-o", str(out), "--iters", iters, *TINY, *extra)
+    curve = losses(out)
+    assert len(curve) == int(iters)
+    assert sum(curve[-5:]) / 5 < 0.7 * sum(curve[:5]) / 5, curve
+    # The corrupt file was skipped and counted, not a crash.
+    with (out / "losses.csv").open() as f:
+        assert int(list(csv.DictReader(f))[-1]["skipped_images"]) == 1
+    config = json.loads((out / "config.json").read_text())
+    assert config["method"] == method
+    assert config["loss_net"]["name"] == "vgg16" and config["loss_net"]["source"] in ("torchvision", "hed")
+    assert (out / "samples.png").is_file() and (out / "README.md").is_file()
+    model = load_model(out)
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        y = model(x)
+    assert y.shape == x.shape and torch.isfinite(y).all()
+    if method in ("dumoulin", "msgnet", "adain"):
+        assert model.style_names == ["painting0", "painting1", "painting2"]
+
+
+def test_resume_after_sigkill_follows_the_uninterrupted_curve(train_data, tmp_path):
+    common = ["train", "ulyanov", "--content", str(train_data["content"]), "--style", str(train_data["style"]), "--iters", "20", *TINY]
+    full = tmp_path / "full"
+    fauve(*common, "-o", str(full))
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "fauve.cli", *common, "-o", str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        ckpt = killed / "checkpoint.pt"
+        if ckpt.is_file() and torch.load(ckpt, weights_only=True)["step"] >= 10:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "config.json").exists(), "the run finished before it could be killed"
+    fauve(*common, "-o", str(killed), "--resume")
+    resumed, uninterrupted = losses(killed), losses(full)
+    assert len(resumed) == len(uninterrupted) == 20
+    for a, b in zip(resumed, uninterrupted):
+        assert a == pytest.approx(b, rel=1e-4, abs=1e-6)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_ddp_two_processes_on_cpu(train_data, tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(_free_port()), "-m", "fauve.cli", "train", "ulyanov", "--content", str(train_data["content"]),
+           "--style", str(train_data["style"]), "-o", str(out), "--iters", "12", "--device", "cpu", *TINY]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    curve = losses(out)
+    assert len(curve) == 12  # rank 0 alone writes: one row per step
+    assert curve[-1] < curve[0]
+    assert load_model(out).method == "ulyanov"
+
+
+def test_add_style_trains_new_rows_and_leaves_old_styles_bit_identical(train_data, tmp_path):
+    base = tmp_path / "base"
+    styles = sorted(train_data["styles"].iterdir())
+    fauve("train", "dumoulin", "--content", str(train_data["content"]), "--style", str(styles[0]), "--style", str(styles[1]),
+          "-o", str(base), "--iters", "10", *TINY)
+    grown = tmp_path / "grown"
+    fauve("train", "dumoulin", "--content", str(train_data["content"]), "--add-style", str(styles[2]), "--from", str(base),
+          "-o", str(grown), "--iters", "15", *TINY)
+    old, new = load_model(base), load_model(grown)
+    assert new.style_names == ["painting0", "painting1", "painting2"]
+    old_state, new_state = old.state_dict(), new.state_dict()
+    for name, tensor in old_state.items():
+        if name.endswith((".gamma", ".beta")):
+            assert torch.equal(new_state[name][:2], tensor), name
+            assert not torch.equal(new_state[name][2], tensor.mean(0)), f"{name}: the new row did not train"
+        else:
+            assert torch.equal(new_state[name], tensor), name
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        for i in range(2):
+            assert torch.equal(old(x, torch.eye(2)[i]), new(x, torch.eye(3)[i]))
+    assert losses(grown)[-1] < losses(grown)[0]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["ulyanov", "--content", "{empty}", "--style", "{style}"], "holds no images"),
+        (["ulyanov", "--content", "{content}", "--style", "/nonexistent/style.jpg"], "does not exist"),
+        (["ulyanov", "--content", "{content}", "--style", "{style}", "--size", "16"], "too small"),
+    ],
+)
+def test_bad_data_fails_before_training_with_a_clear_error(args, message, train_data, tmp_path):
+    filled = [a.format(**{k: str(v) for k, v in train_data.items()}) for a in args]
+    proc = fauve("train", *filled, "-o", str(tmp_path / "out"), check=False)
+    assert proc.returncode == 2
+    assert message in proc.stderr and "hint:" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "out" / "losses.csv").exists()
