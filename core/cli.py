@@ -17,6 +17,7 @@ COMMANDS = [
     "fauve_bridge.gimp_install",
     "fauve.commands_core",
     "fauve.commands_train",
+    "fauve.commands_hub",
 ]
 
 

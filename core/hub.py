@@ -355,14 +355,18 @@ def pull(repo_id: str, *, revision: str | None = None, force: bool = False, toke
         if bad:
             raise _corrupt(repo_id, folder, bad, "do not match the checksums they were downloaded with")
     else:
-        with hub_errors(repo_id, "verify", revision):
-            api = HfApi(token=token)
-            check = getattr(api, "verify_repo_checksums", None)
-            if check is not None:
-                result = check(repo_id, repo_type="model", revision=commit, local_dir=folder, token=token)
-                bad = sorted([m.path for m in result.mismatches] + list(result.missing_paths))
-            else:  # older huggingface_hub: check against the cache's blob names
-                bad = verify_cached_files(folder)
+        try:
+            with hub_errors(repo_id, "verify", revision):
+                api = HfApi(token=token)
+                check = getattr(api, "verify_repo_checksums", None)
+                if check is not None:
+                    result = check(repo_id, repo_type="model", revision=commit, local_dir=folder, token=token)
+                    bad = sorted([m.path for m in result.mismatches] + list(result.missing_paths))
+                else:  # older huggingface_hub: check against the cache's blob names
+                    bad = verify_cached_files(folder)
+        except HubNetworkError:
+            # snapshot_download served the cached copy because the Hub is unreachable: check it offline.
+            bad = verify_cached_files(folder)
         if bad:
             raise _corrupt(repo_id, folder, bad, "do not match the sha256/git checksums the Hub lists for them")
     try:

@@ -203,10 +203,12 @@ def render_model_card(
         lines += [f"![sample outputs]({sample_grid})", "",
                   "*Top row: content photos; each further row: one style.*" if styles else "", ""]
 
-    lines += ["## Use it", "", "With fauve installed:", "", "```bash",
-              f"fauve stylize photo.jpg --model {repo_id or 'path/to/this/folder'} -o out.png", "```", "",
-              "```python", "from fauve.models import load_model",
-              f"model = load_model({(repo_id or 'path/to/this/folder')!r})  # downloads into the HF cache", "```", ""]
+    ref = repo_id or "path/to/this/folder"
+    lines += ["## Use it", "", "With fauve installed:", "", *([ "```bash", f"fauve hub pull {repo_id}   # into the Hugging Face cache", "```", ""] if repo_id else []),
+              "```python", "from PIL import Image", "from fauve.models import load_model", "from fauve.pipeline import Stylizer", "",
+              f"stylizer = Stylizer(load_model({ref!r}))",
+              f"out = stylizer.run(Image.open('photo.jpg'){', style=' + repr(styles[0]) if len(styles) > 1 else ''})",
+              "out.save('stylized.png')", "```", ""]
 
     if paper:
         lines += ["## Method", "", paper["summary"], "",
