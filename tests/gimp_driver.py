@@ -7,6 +7,8 @@ $FAUVE_GIMP_OUT/<case name>/ (report.json + raw pixel files) for the test to che
 """
 import json
 import os
+import subprocess
+import time
 import traceback
 
 from gi.repository import Gegl, Gimp  # python-fu-eval has these imported already
@@ -47,6 +49,27 @@ def run_plugin(image, drawable, args):
     return status.value_nick, error
 
 
+def press_undo_once(image, layer, styled, n_layers):
+    """Press Ctrl+Z once in GIMP's image window (GUI on Xvfb); wait until the image changes back.
+
+    libgimp has no call that undoes, so this uses the real keyboard shortcut, as a user would.
+    Returns the number of layers after the undo (the pixels are read by the caller).
+    """
+    Gimp.displays_flush()
+    found = subprocess.run(["xdotool", "search", "--sync", "--onlyvisible", "--name", r"\[Untitled\]"],
+                           capture_output=True, text=True, timeout=60)
+    window = found.stdout.split()[0]
+    subprocess.run(["xdotool", "windowfocus", "--sync", window], check=True, timeout=30)
+    subprocess.run(["xdotool", "key", "--clearmodifiers", "ctrl+z"], check=True, timeout=30)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if read(layer) != styled or len(image.get_layers()) != n_layers:
+            break
+        time.sleep(0.1)
+    time.sleep(0.5)  # let GIMP settle: a second undo step (a bug) would land here too
+    return len(image.get_layers())
+
+
 def run_case(case, folder):
     def save(name, data):
         with open(os.path.join(folder, name), "wb") as fh:
@@ -55,6 +78,7 @@ def run_case(case, folder):
     w, h = case.get("image_size", (96, 64))
     lw, lh = case.get("layer_size", (w, h))
     image = Gimp.Image.new(w, h, Gimp.ImageBaseType.RGB)
+    image.undo_disable()  # building the test image is not part of the undo history
     layer = Gimp.Layer.new(image, "photo", lw, lh, Gimp.ImageType.RGBA_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
     image.insert_layer(layer, None, 0)
     layer.set_offsets(*case.get("layer_offset", (0, 0)))
@@ -75,6 +99,8 @@ def run_case(case, folder):
                                                  Gegl.AbyssPolicy.NONE)
     save("mask.y8", bytes(sel))  # the selection in the layer's coordinates
     save("before.rgba", read(layer))
+    display = Gimp.Display.new(image) if case.get("undo") else None  # GUI runs only
+    image.undo_enable()
     image.clean_all()
 
     status, error = run_plugin(image, layer, case.get("args", {}))
@@ -89,6 +115,13 @@ def run_case(case, folder):
             save("layer%d.rgba" % i, read(item))
             if mask is not None:
                 save("layer%d-mask.y8" % i, read(mask, MASK))
+    if display is not None:
+        report["layers_after_undo"] = press_undo_once(image, layer, read(layer), len(image.get_layers()))
+        report["original_alive"] = layer.is_valid()
+        if layer.is_valid():
+            save("undone.rgba", read(layer))
+        image.clean_all()
+        display.delete()
     image.delete()
     return report
 

@@ -110,15 +110,18 @@ class CaseResult:
 
 @pytest.fixture(scope="session")
 def run_gimp_cases():
-    """run(suite, cases) -> {case name: CaseResult}, all cases in one headless GIMP."""
+    """run(suite, cases, gui=False) -> {case name: CaseResult}, all cases in one headless GIMP.
+
+    gui=True runs the full GIMP on a virtual X display instead of gimp-console (for undo by Ctrl+Z)."""
     folders = []
 
-    def run(suite: str, cases: list[dict]) -> dict[str, CaseResult]:
+    def run(suite: str, cases: list[dict], gui: bool = False) -> dict[str, CaseResult]:
         out = Path(tempfile.mkdtemp(prefix=f"fauve-gimp-{suite}-", dir="/tmp"))  # /tmp is visible in the root
         folders.append(out)
         (out / "cases.json").write_text(json.dumps(cases))
         env = dict(os.environ, FAUVE_GIMP_CASES=str(out / "cases.json"), FAUVE_GIMP_OUT=str(out))
-        proc = subprocess.run([str(GIMP3_ROOT), "--suite", suite, "gimp", "--env", "FAUVE_GIMP_CASES",
+        proc = subprocess.run([str(GIMP3_ROOT), "--suite", suite, "gimp", *(["--gui"] if gui else []),
+                               "--env", "FAUVE_GIMP_CASES",
                                "--env", "FAUVE_GIMP_OUT", "--file", str(DRIVER)],
                               env=env, capture_output=True, text=True, timeout=900)
         log = proc.stdout[-4000:] + proc.stderr[-4000:]

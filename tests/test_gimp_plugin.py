@@ -43,6 +43,18 @@ def results(gimp_suite, fauve_server, run_gimp_cases):  # noqa: F811
     return run_gimp_cases(gimp_suite, cases(fauve_server))
 
 
+@pytest.fixture(scope="session")
+def undo_results(gimp_suite, fauve_server, run_gimp_cases):  # noqa: F811
+    """The plug-in run in the full GIMP (Xvfb), then Ctrl+Z pressed once in the image window."""
+    common = {"server-url": fauve_server.url, "style": fauve_server.style, "context": CONTEXT}
+    return run_gimp_cases(gimp_suite, [
+        {"name": "undo-in-place", "ellipse": [14, 6, 68, 52], "feather": 10, "undo": True,
+         "args": dict(common, output="in-place")},
+        {"name": "undo-new-layer", "layer_offset": [9, 6], "layer_size": [80, 52], "ellipse": [24, 14, 40, 30],
+         "feather": 6, "undo": True, "args": dict(common, output="new-layer")},
+    ], gui=True)
+
+
 def stylize_directly(server, rgba: np.ndarray) -> np.ndarray:
     """The server's answer for this RGBA crop, asked over the bridge API without GIMP."""
     h, w = rgba.shape[:2]
@@ -128,3 +140,16 @@ def test_failures_leave_the_image_untouched_and_say_what_to_do(results, name, st
         assert word in r.report["log"]  # Gimp.message reaches the user (the console when headless)
     assert np.array_equal(r.rgba("before.rgba"), r.rgba("after.rgba"))
     assert not r.report["dirty"] and len(r.report["layers"]) == 1
+
+
+@pytest.mark.parametrize("name", ["undo-in-place", "undo-new-layer"])
+def test_one_ctrl_z_restores_the_original(undo_results, name):
+    r = undo_results[name]
+    assert r.report["status"] == "success", r.report
+    before, after = r.rgba("before.rgba"), r.rgba("after.rgba")
+    if name == "undo-in-place":
+        assert not np.array_equal(before, after)  # the filter did change the layer ...
+    else:
+        assert len(r.report["layers"]) == 2  # ... or added a layer
+    assert r.report["layers_after_undo"] == 1  # ... and one undo step removes all of it
+    assert np.array_equal(r.rgba("undone.rgba"), before)
