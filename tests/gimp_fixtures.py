@@ -66,8 +66,9 @@ def fauve_server(tmp_path_factory):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = open(tmp_path_factory.mktemp("gimp-server") / "serve.log", "w+")
-    proc = subprocess.Popen([sys.executable, "-m", "fauve.cli", "serve", "--port", str(port),
-                             "--models", str(models)], stdout=log, stderr=subprocess.STDOUT)
+    env = {k: v for k, v in os.environ.items() if k != "FAUVE_TOKEN"}
+    proc = subprocess.Popen([sys.executable, "-m", "fauve.cli", "serve", "--port", str(port), "--no-catalog",
+                             "--models", str(models)], stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
         deadline = time.monotonic() + 240
         while True:

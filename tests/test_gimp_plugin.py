@@ -7,10 +7,16 @@ compared with what the same server returns for the same crop when asked directly
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 import urllib.parse
 import urllib.request
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -153,3 +159,78 @@ def test_one_ctrl_z_restores_the_original(undo_results, name):
         assert len(r.report["layers"]) == 2  # ... or added a layer
     assert r.report["layers_after_undo"] == 1  # ... and one undo step removes all of it
     assert np.array_equal(r.rgba("undone.rgba"), before)
+
+
+# --- the plug-in's server side, without GIMP: cancel and auto-start ---------------------------------
+PLUGIN_DIR = Path(__file__).resolve().parent.parent / "plugin" / "fauve-style-transfer"
+
+
+def plugin_client():
+    """The plug-in's stdlib-only bridge client, imported from the plug-in folder."""
+    spec = importlib.util.spec_from_file_location("fauve_gimp_client", PLUGIN_DIR / "fauve_gimp_client.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def job_status(server, job_id: str) -> str:
+    return json.load(urllib.request.urlopen(f"{server.url}/bridge/v1/jobs/{job_id}", timeout=10))["status"]
+
+
+def test_killed_plugin_cancels_its_server_job(fauve_server):  # noqa: F811
+    """GIMP's Cancel button kills the plug-in process; its job must not keep the server busy."""
+    size = 1024  # the blocker keeps the one job slot busy for seconds, so the plug-in's job waits
+    query = urllib.parse.urlencode({"format": "rgba8", "width": size, "height": size, "style": fauve_server.style})
+    blocker = json.load(urllib.request.urlopen(urllib.request.Request(
+        f"{fauve_server.url}/bridge/v1/jobs?{query}", data=bytes(size * size * 4), method="POST"), timeout=60))["job_id"]
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import fauve_gimp_client as c\n"
+            "c.BridgeClient(sys.argv[2]).run_job(bytes(512 * 512 * 4), 512, 512, {'style': sys.argv[3]}, timeout=300,"
+            " on_submit=lambda j: print(j, flush=True))\n")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(PLUGIN_DIR), fauve_server.url, fauve_server.style],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        job_id = proc.stdout.readline().strip()
+        assert job_id and job_status(fauve_server, job_id) in ("queued", "running")
+        proc.send_signal(signal.SIGKILL)  # no finally, no atexit: what GIMP does
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 15
+        while job_status(fauve_server, job_id) != "cancelled":
+            assert time.monotonic() < deadline, f"job still {job_status(fauve_server, job_id)} after the kill"
+            time.sleep(0.2)
+    finally:
+        proc.kill()
+        urllib.request.urlopen(urllib.request.Request(f"{fauve_server.url}/bridge/v1/jobs/{blocker}",
+                                                      method="DELETE"), timeout=10)
+
+
+def test_plugin_starts_the_configured_server_and_waits_for_it(fauve_server, tmp_path):  # noqa: F811
+    client_mod = plugin_client()
+    port = free_port()
+    pidfile = tmp_path / "server.pid"
+    # what `fauve gimp install` records, wrapped to learn the pid (the plug-in detaches the server)
+    cmd = ["sh", "-c", 'echo $$ > "$0"; exec "$@"', str(pidfile), sys.executable, "-m", "fauve.cli", "serve",
+           "--port", str(port), "--no-catalog", "--models", str(fauve_server.models)]
+    client = client_mod.BridgeClient(f"http://127.0.0.1:{port}")
+    with pytest.raises(client_mod.BridgeError, match="No answer") as err:
+        client.ensure_running([], 5)  # not configured: says how to start it
+    assert f"fauve serve --port {port}" in err.value.hint
+    try:
+        health = client.ensure_running(cmd, start_timeout=240)
+        assert health["name"] == "fauve"
+        assert [s["id"] for s in client.styles()] == [fauve_server.style]
+    finally:
+        if pidfile.exists():
+            try:
+                os.kill(int(pidfile.read_text()), signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+
+def test_server_gets_an_environment_without_gimps_python_settings(monkeypatch):
+    client_mod = plugin_client()
+    for name, value in {"PYTHONPATH": "/gimp/lib/python", "PYTHONHOME": "/gimp", "GI_TYPELIB_PATH": "/gimp/gir",
+                        "GIMP3_DIRECTORY": "/p", "BABL_PATH": "/b", "FAUVE_TOKEN": "t", "HOME": "/home/u"}.items():
+        monkeypatch.setenv(name, value)
+    env = client_mod.clean_child_env()
+    assert not {"PYTHONPATH", "PYTHONHOME", "GI_TYPELIB_PATH", "GIMP3_DIRECTORY", "BABL_PATH"} & set(env)
+    assert env["FAUVE_TOKEN"] == "t" and env["HOME"] == "/home/u" and "PATH" in env

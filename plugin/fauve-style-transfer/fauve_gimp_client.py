@@ -178,10 +178,13 @@ class BridgeClient:
         return raw
 
     def run_job(self, rgba: bytes, width: int, height: int, params: dict, *, timeout: float,
-                on_progress=None, poll: float = 0.15) -> bytes:
-        """Submit, wait (``on_progress(fraction, text)`` after each poll; return False to cancel),
-        fetch the result. The job is cancelled on the server if anything goes wrong here."""
+                on_progress=None, on_submit=None, poll: float = 0.15) -> bytes:
+        """Submit (``on_submit(job_id)``), wait (``on_progress(fraction, text)`` after each poll;
+        return False to cancel), fetch the result. The job is cancelled on the server if anything
+        goes wrong here, or if this process is killed (GIMP's Cancel kills the plug-in)."""
         job_id = self.submit(rgba, width, height, params)
+        if on_submit is not None:
+            on_submit(job_id)
         finished = False
         watcher = CancelWatcher(self, job_id)
         try:
