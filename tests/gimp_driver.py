@@ -32,12 +32,19 @@ def read(drawable, fmt=PIXELS):
     return bytes(drawable.get_buffer().get(rect, 1.0, fmt, Gegl.AbyssPolicy.NONE))
 
 
-def run_plugin(image, drawable, args):
+def press_ok_in_dialog():
+    """In the background: wait for the plug-in's dialog (GUI on Xvfb), then press Return (= OK)."""
+    script = ("w=$(xdotool search --sync --onlyvisible --name 'Fauve Style Transfer' | head -1); "
+              "sleep 2; xdotool windowfocus --sync $w; xdotool key Return")
+    return subprocess.Popen(["sh", "-c", script])
+
+
+def run_plugin(image, drawable, args, interactive=False):
     proc = Gimp.get_pdb().lookup_procedure("python-fu-fauve-style-transfer")
     if proc is None:
         raise RuntimeError("python-fu-fauve-style-transfer is not registered: GIMP did not find the plug-in")
     cfg = proc.create_config()
-    cfg.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
+    cfg.set_property("run-mode", Gimp.RunMode.INTERACTIVE if interactive else Gimp.RunMode.NONINTERACTIVE)
     cfg.set_property("image", image)
     cfg.set_core_object_array("drawables", [drawable])
     for key, value in args.items():
@@ -99,11 +106,14 @@ def run_case(case, folder):
                                                  Gegl.AbyssPolicy.NONE)
     save("mask.y8", bytes(sel))  # the selection in the layer's coordinates
     save("before.rgba", read(layer))
-    display = Gimp.Display.new(image) if case.get("undo") else None  # GUI runs only
+    display = Gimp.Display.new(image) if case.get("undo") or case.get("interactive") else None  # GUI only
     image.undo_enable()
     image.clean_all()
 
-    status, error = run_plugin(image, layer, case.get("args", {}))
+    presser = press_ok_in_dialog() if case.get("interactive") else None
+    status, error = run_plugin(image, layer, case.get("args", {}), interactive=presser is not None)
+    if presser is not None:
+        presser.wait(timeout=60)
     report = {"status": status, "error": error, "dirty": image.is_dirty(), "layers": []}
     save("after.rgba", read(layer))
     for i, item in enumerate(image.get_layers()):
@@ -115,11 +125,12 @@ def run_case(case, folder):
             save("layer%d.rgba" % i, read(item))
             if mask is not None:
                 save("layer%d-mask.y8" % i, read(mask, MASK))
-    if display is not None:
+    if case.get("undo"):
         report["layers_after_undo"] = press_undo_once(image, layer, read(layer), len(image.get_layers()))
         report["original_alive"] = layer.is_valid()
         if layer.is_valid():
             save("undone.rgba", read(layer))
+    if display is not None:
         image.clean_all()
         display.delete()
     image.delete()

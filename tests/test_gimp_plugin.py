@@ -50,14 +50,16 @@ def results(gimp_suite, fauve_server, run_gimp_cases):  # noqa: F811
 
 
 @pytest.fixture(scope="session")
-def undo_results(gimp_suite, fauve_server, run_gimp_cases):  # noqa: F811
-    """The plug-in run in the full GIMP (Xvfb), then Ctrl+Z pressed once in the image window."""
+def gui_results(gimp_suite, fauve_server, run_gimp_cases):  # noqa: F811
+    """Cases for the full GIMP (on Xvfb): Ctrl+Z pressed once in the image window after the filter;
+    the filter run interactively, its dialog answered with Return (OK)."""
     common = {"server-url": fauve_server.url, "style": fauve_server.style, "context": CONTEXT}
     return run_gimp_cases(gimp_suite, [
         {"name": "undo-in-place", "ellipse": [14, 6, 68, 52], "feather": 10, "undo": True,
          "args": dict(common, output="in-place")},
         {"name": "undo-new-layer", "layer_offset": [9, 6], "layer_size": [80, 52], "ellipse": [24, 14, 40, 30],
          "feather": 6, "undo": True, "args": dict(common, output="new-layer")},
+        {"name": "dialog", "rect": [10, 10, 40, 30], "interactive": True, "args": dict(common, style="")},
     ], gui=True)
 
 
@@ -149,8 +151,8 @@ def test_failures_leave_the_image_untouched_and_say_what_to_do(results, name, st
 
 
 @pytest.mark.parametrize("name", ["undo-in-place", "undo-new-layer"])
-def test_one_ctrl_z_restores_the_original(undo_results, name):
-    r = undo_results[name]
+def test_one_ctrl_z_restores_the_original(gui_results, name):
+    r = gui_results[name]
     assert r.report["status"] == "success", r.report
     before, after = r.rgba("before.rgba"), r.rgba("after.rgba")
     if name == "undo-in-place":
@@ -159,6 +161,14 @@ def test_one_ctrl_z_restores_the_original(undo_results, name):
         assert len(r.report["layers"]) == 2  # ... or added a layer
     assert r.report["layers_after_undo"] == 1  # ... and one undo step removes all of it
     assert np.array_equal(r.rgba("undone.rgba"), before)
+
+
+def test_interactive_run_shows_the_dialog_and_applies_its_choice(gui_results):
+    r = gui_results["dialog"]
+    assert r.report["status"] == "success", r.report
+    before, after, mask = r.rgba("before.rgba"), r.rgba("after.rgba"), r.gray("mask.y8")
+    assert np.abs(after.astype(int) - before)[mask == 255].mean() > 10  # styled inside the selection
+    assert np.array_equal(after[mask == 0], before[mask == 0])
 
 
 # --- the plug-in's server side, without GIMP: cancel and auto-start ---------------------------------

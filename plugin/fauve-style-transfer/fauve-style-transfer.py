@@ -88,7 +88,16 @@ class FauveStyleTransfer(Gimp.PlugIn):
     # ------------------------------------------------------------------ run
     def run(self, procedure, run_mode, image, drawables, config, run_data):
         try:
-            self._run(procedure, run_mode, image, drawables, config)
+            try:
+                self._run(procedure, run_mode, image, drawables, config)
+            except (FailedRun, KeyboardInterrupt):
+                raise
+            except Exception as err:  # a bug of ours: still a message, never a half-written layer
+                import traceback
+
+                traceback.print_exc()
+                raise FailedRun("Internal error: %s: %s. Please report it with GIMP's "
+                                "console output (start GIMP from a terminal to see it)." % (type(err).__name__, err)) from err
         except FailedRun as failure:
             Gimp.progress_end()
             if failure.status == Gimp.PDBStatusType.CANCEL:
@@ -238,7 +247,12 @@ class FauveStyleTransfer(Gimp.PlugIn):
             config.set_property("style-index", 0)
         labels = ["%s  (%s)" % (s.get("name") or s["id"], s.get("method", "?")) for s in styles]
         dialog = GimpUi.ProcedureDialog.new(procedure, config, "Fauve Style Transfer")
-        dialog.get_int_combo("style-index", GimpUi.IntStore.new_array(len(labels), labels))
+        store = GimpUi.IntStore()  # a Gtk.ListStore: column 0 = value, column 1 = label
+        for i, label in enumerate(labels):
+            row = store.append()
+            store.set_value(row, 0, i)
+            store.set_value(row, 1, label)
+        dialog.get_int_combo("style-index", store)
         dialog.fill(["style-index", "strength", "preserve-color", "style-scale", "output", "context",
                      "server-url"])
         ok = dialog.run()
