@@ -15,7 +15,8 @@ from fauve.errors import FauveError
 
 COMMANDS = [
     "fauve_bridge.gimp_install",
-    "fauve.commands_core",
+    "fauve.commands_stylize",
+    "fauve.commands_optimize",
     "fauve.commands_train",
     "fauve.commands_hub",
 ]
