@@ -15,6 +15,7 @@ from fauve.errors import FauveError
 
 COMMANDS = [
     "fauve_bridge.gimp_install",
+    "fauve_bridge.serve",
     "fauve.commands_stylize",
     "fauve.commands_optimize",
     "fauve.commands_train",

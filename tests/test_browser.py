@@ -1,0 +1,76 @@
+"""The browser demo in a real headless Chromium (Debian's /usr/bin/chromium via Python Playwright).
+
+Upload a photo, pick a style in the gallery, click Stylize: the result image appears, is lossless
+PNG, has the photo's size and differs from it; the page loads nothing from other hosts.
+Set FAUVE_SCREENSHOT=path.png to keep a screenshot of the finished page.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import urllib.parse
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from server_fixtures import photo, server, tiny_models  # noqa: F401 (fixtures)
+
+CHROMIUM = os.environ.get("FAUVE_CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def page(server):  # noqa: F811
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the test command does)")
+    if not shutil.which(CHROMIUM) and not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (scripts/test-all does)")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        pg = browser.new_page(viewport={"width": 1280, "height": 1000})
+        pg.foreign_requests = []
+        pg.console_errors = []
+        host = urllib.parse.urlparse(server.url).netloc
+        pg.on("request", lambda r: pg.foreign_requests.append(r.url) if urllib.parse.urlparse(r.url).netloc not in (host, "") and not r.url.startswith("data:") else None)
+        pg.on("console", lambda m: pg.console_errors.append(m.text) if m.type == "error" else None)
+        pg.goto(server.url + "/", wait_until="domcontentloaded")
+        yield pg
+        browser.close()
+
+
+def test_upload_pick_style_stylize(page, tmp_path):
+    from playwright.sync_api import expect
+
+    image = photo(96, 128, seed=40)
+    Image.fromarray(image).save(tmp_path / "photo.png")
+    expect(page.locator("#run")).to_be_visible(timeout=60_000)
+
+    page.locator("#content input[type=file]").set_input_files(str(tmp_path / "photo.png"))
+    expect(page.locator("#content img")).to_be_visible(timeout=30_000)
+
+    items = page.locator("#style-gallery button.thumbnail-item")
+    expect(items).to_have_count(6, timeout=30_000)
+    captions = [items.nth(i).inner_text() for i in range(6)]
+    items.nth(next(i for i, c in enumerate(captions) if "tiny-wave" in c)).click()
+    expect(page.locator("#style input[role=combobox]")).to_have_value("wave · ulyanov (tiny-wave)", timeout=10_000)
+
+    page.locator("#run").click()
+    after = page.locator("#result img").nth(1)
+    expect(after).to_be_visible(timeout=120_000)
+    expect(page.locator("#info")).to_contain_text("cpu", timeout=30_000)
+
+    src = after.get_attribute("src")
+    assert src and src.lower().split("?")[0].endswith(".png")
+    out = np.asarray(Image.open(io.BytesIO(page.request.get(src).body())).convert("RGB"))
+    assert out.shape == image.shape
+    assert np.abs(out.astype(int) - image).mean() > 5  # styled, not the photo
+
+    if os.environ.get("FAUVE_SCREENSHOT"):
+        page.wait_for_timeout(500)
+        page.screenshot(path=os.environ["FAUVE_SCREENSHOT"], full_page=True)
+    assert page.foreign_requests == []  # works offline: no CDN, fonts or analytics
