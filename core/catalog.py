@@ -25,6 +25,10 @@ Sources
   ``ResolvedStyle.notes`` says why. Without a bundled copy the error is raised (a FauveError with a hint).
   A repo that failed is not asked again for ``RETRY_AFTER_S`` in this process.
 
+``locate_style`` does all of this without torch (checksums, config.json, safetensors header) and
+returns the folder; ``resolve_style`` also loads the model, and when a downloaded copy still does not
+load (e.g. weights that do not match their config) it falls back to the bundled copy.
+
 ``FAUVE_CATALOG=/path/catalog.json`` selects another catalog (its folders are relative to it).
 """
 
@@ -78,7 +82,7 @@ class StyleEntry:
 
 @dataclass
 class ResolvedStyle:
-    """A loaded model and the style to run it with."""
+    """A loaded model and the style to run it with (``model, style = resolve_style(...)`` works too)."""
 
     model: Any  # fauve.models.StyleModel
     style: str | None  # style name inside the model; None: the model needs a style image
@@ -204,12 +208,13 @@ def list_styles(catalog: str | Path | None = None, *, available_only: bool = Fal
 
 
 # -- resolving ------------------------------------------------------------------------------------------
-_hub_memo: dict[str, tuple[float, Path | None, str | None]] = {}  # repo_id -> (time, folder, error)
+_hub_memo: dict[str, tuple[float, Path | None, FauveError | None]] = {}  # repo@rev -> (time, folder, error)
 _memo_lock = threading.Lock()
 
 
 def _pull_memoized(repo_id: str, token: str | None, revision: str | None) -> Path:
-    """fauve.hub.pull once per process per RETRY_AFTER_S (successes and failures alike)."""
+    """fauve.hub.pull (download + checksum verification) once per process per RETRY_AFTER_S,
+    successes and failures alike, so a missing repo or a dead network costs one try, not one per image."""
     from fauve.hub import pull
 
     key = f"{repo_id}@{revision or 'main'}"
@@ -219,12 +224,12 @@ def _pull_memoized(repo_id: str, token: str | None, revision: str | None) -> Pat
         if hit[1] is not None and _has_weights(hit[1]):
             return hit[1]
         if hit[2] is not None:
-            raise FauveError(hit[2], "It failed earlier in this process; it will be retried later.", code="hub_error")
+            raise hit[2]
     try:
         folder = pull(repo_id, revision=revision, token=token, progress=False).folder
     except FauveError as err:
         with _memo_lock:
-            _hub_memo[key] = (time.monotonic(), None, str(err.message))
+            _hub_memo[key] = (time.monotonic(), None, err)
         raise
     with _memo_lock:
         _hub_memo[key] = (time.monotonic(), folder, None)
@@ -245,26 +250,24 @@ def _offline(offline: bool | None) -> bool:
     return is_offline()
 
 
-def _load(folder: Path, device: Any):
-    from fauve.models import load_model
-
-    return load_model(folder, device=device)
-
-
-def _pick_style(model, style: str | int | None, what: str) -> tuple[str | None, int | None]:
-    names = list(model.style_names)
+def _pick_style(names: list[str], style: str | int | None, what: str) -> tuple[str | None, int | None]:
+    """(name, index) of ``style`` among ``names``; None picks the first (or none for a style-image-only model)."""
     if style is None or style == "":
-        if not names:
-            return None, None
-        return names[0], 0
+        return (names[0], 0) if names else (None, None)
     if isinstance(style, int) or (isinstance(style, str) and style.isdigit() and style not in names):
         i = int(style)
         if 0 <= i < len(names):
             return names[i], i
-        raise UnknownStyleError(f"{what} has {len(names)} styles; there is no style {i}.", f"Use 0..{len(names) - 1} or a name: {', '.join(names)}.")
+        raise UnknownStyleError(f"{what} has {len(names)} styles; there is no style {i}.",
+                                f"Use 0..{len(names) - 1} or a name: {', '.join(names)}." if names else "Pass a style image.")
     if style in names:
         return style, names.index(style)
-    raise UnknownStyleError(f"{what} has no style {style!r}.", f"Its styles: {', '.join(names) or '(none: pass a style image)'}.")
+    import difflib
+
+    close = difflib.get_close_matches(str(style), names, n=5, cutoff=0.5)
+    raise UnknownStyleError(f"{what} has no style {style!r}.",
+                            (f"Did you mean {', '.join(close)}? " if close else "")
+                            + f"Its styles: {', '.join(names) or '(none: pass a style image)'}.")
 
 
 def _find_catalog(ref: str, models: list[CatalogModel]) -> tuple[CatalogModel, str | None] | None:
@@ -286,15 +289,33 @@ def _bare_style(ref: str, catalog: str | Path | None) -> StyleEntry | None:
     return hits[0] if hits else None
 
 
-def resolve_style(name_or_path: str | os.PathLike, *, style: str | int | None = None, offline: bool | None = None,
-                  device: Any = "cpu", catalog: str | Path | None = None, token: str | None = None,
-                  revision: str | None = None) -> ResolvedStyle:
-    """Load the model for a catalog style id, a model folder or a Hub repo id, and pick its style.
+@dataclass
+class LocatedStyle:
+    """Where a style's weights are (checked: checksums for Hub/cache copies, a valid config and
+    safetensors header everywhere) and which style in them; no torch involved."""
 
-    ``style`` overrides the style named in the reference (a name or an index). See the module
-    docstring for the forms accepted and the order sources are tried in. Never returns a model it
-    could not verify; every failure is a FauveError with a hint.
-    """
+    folder: Path
+    source: str  # folder | bundled | cached | hub
+    id: str
+    style: str | None
+    index: int | None
+    method: str
+    notes: list[str] = field(default_factory=list)
+    fallbacks: list[tuple[Path, str]] = field(default_factory=list)  # more copies to try if loading fails
+
+
+def _checked(folder: Path) -> dict[str, Any]:
+    from fauve.hub import validate_model_folder
+
+    return validate_model_folder(folder)
+
+
+def locate_style(name_or_path: str | os.PathLike, *, style: str | int | None = None, offline: bool | None = None,
+                 catalog: str | Path | None = None, token: str | None = None,
+                 revision: str | None = None) -> LocatedStyle:
+    """Find the model folder for a catalog style id, a model folder or a Hub repo id (see the module
+    docstring), downloading from the Hub when online. ``style`` (a name or an index) overrides the
+    style named in the reference. Every failure is a FauveError with a hint."""
     from fauve.hub import REPO_ID_RE
 
     ref = os.fspath(name_or_path).strip()
@@ -302,12 +323,12 @@ def resolve_style(name_or_path: str | os.PathLike, *, style: str | int | None = 
         raise UnknownStyleError("No style given.", "Pass a style id from `fauve styles`, a model folder or owner/name.")
 
     # 1. a model folder, optionally with #style
-    path, _, frag = ref.partition("#") if not Path(ref).exists() else (ref, "", "")
+    path, _, frag = (ref, "", "") if Path(ref).exists() else ref.partition("#")
     if Path(path).is_dir():
         folder = Path(path)
-        model = _load(folder, device)
-        name, index = _pick_style(model, style if style is not None else (frag or None), str(folder))
-        return ResolvedStyle(model, name, index, "folder", str(folder), str(folder))
+        config = _checked(folder)
+        name, index = _pick_style(list(config.get("style_names") or []), style if style is not None else (frag or None), str(folder))
+        return LocatedStyle(folder, "folder", str(folder), name, index, config["method"])
 
     # 2. the catalog
     models = load_catalog(catalog)
@@ -318,22 +339,24 @@ def resolve_style(name_or_path: str | os.PathLike, *, style: str | int | None = 
             found = (next(m for m in models if m.name == entry.model), entry.name if entry.multi_style else None)
     if found is not None:
         cat_model, sub = found
-        model, folder, source, notes = _load_catalog_model(cat_model, offline=_offline(offline), token=token, device=device)
-        name, index = _pick_style(model, style if style is not None else sub, cat_model.name)
-        multi = cat_model.method in MULTI_STYLE_METHODS and (len(model.style_names) > 1 or model.accepts_style_image)
+        copies, notes = _catalog_copies(cat_model, offline=_offline(offline), token=token)
+        (folder, source, config), rest = copies[0], copies[1:]
+        names = list(config.get("style_names") or [])
+        name, index = _pick_style(names, style if style is not None else sub, cat_model.name)
+        multi = cat_model.method in MULTI_STYLE_METHODS and (len(names) > 1 or cat_model.method in ARBITRARY_STYLE_METHODS)
         sid = f"{cat_model.name}/{name}" if (multi and name is not None) else cat_model.name
         for note in notes:
             log.warning(note)
-        return ResolvedStyle(model, name, index, source, str(folder), sid, notes)
+        return LocatedStyle(folder, source, sid, name, index, config["method"], notes, [(f, s) for f, s, _ in rest])
 
     # 3. a Hub repo id, optionally with /style
     parts = ref.split("/")
     repo_id, sub = ("/".join(parts[:2]), parts[2]) if len(parts) == 3 else (ref, None)
     if REPO_ID_RE.match(repo_id):
-        folder, source = _load_repo(repo_id, offline=_offline(offline), token=token, revision=revision)
-        model = _load(folder, device)
-        name, index = _pick_style(model, style if style is not None else sub, repo_id)
-        return ResolvedStyle(model, name, index, source, str(folder), repo_id)
+        folder, source = _repo_copy(repo_id, offline=_offline(offline), token=token, revision=revision)
+        config = _checked(folder)
+        name, index = _pick_style(list(config.get("style_names") or []), style if style is not None else sub, repo_id)
+        return LocatedStyle(folder, source, repo_id, name, index, config["method"])
 
     import difflib
 
@@ -344,7 +367,30 @@ def resolve_style(name_or_path: str | os.PathLike, *, style: str | int | None = 
         (f"Did you mean {', '.join(close)}? " if close else "") + "`fauve styles` lists the catalog.")
 
 
-def _load_repo(repo_id: str, *, offline: bool, token: str | None, revision: str | None) -> tuple[Path, str]:
+def resolve_style(name_or_path: str | os.PathLike, *, style: str | int | None = None, offline: bool | None = None,
+                  device: Any = "cpu", catalog: str | Path | None = None, token: str | None = None,
+                  revision: str | None = None) -> ResolvedStyle:
+    """``locate_style`` and load the model. A downloaded copy that does not load falls back to the
+    bundled one (with a note); every failure is a FauveError with a hint."""
+    from fauve.models import load_model
+
+    loc = locate_style(name_or_path, style=style, offline=offline, catalog=catalog, token=token, revision=revision)
+    candidates = [(loc.folder, loc.source), *loc.fallbacks]
+    notes = list(loc.notes)
+    for i, (folder, source) in enumerate(candidates):
+        try:
+            model = load_model(folder, device=device)
+        except ModelFileError as err:
+            if i == len(candidates) - 1:
+                raise
+            notes.append(f"{loc.id} ({source} copy): {err.message} Using the {candidates[i + 1][1]} copy in {candidates[i + 1][0]}.")
+            log.warning(notes[-1])
+            continue
+        return ResolvedStyle(model, loc.style, loc.index, source, str(folder), loc.id, notes)
+    raise AssertionError("unreachable")
+
+
+def _repo_copy(repo_id: str, *, offline: bool, token: str | None, revision: str | None) -> tuple[Path, str]:
     from fauve.hub import HubOffline, cached_folder, verify_cached_files
 
     if offline:
@@ -360,40 +406,38 @@ def _load_repo(repo_id: str, *, offline: bool, token: str | None, revision: str 
     return _pull_memoized(repo_id, token, revision), "hub"
 
 
-def _load_catalog_model(model: CatalogModel, *, offline: bool, token: str | None, device: Any):
-    """(model, folder, source, notes) for a catalog model, trying sources in the order of the module docstring."""
-    bundled = model.folder if _has_weights(model.folder) else None
-
-    def from_bundled() -> tuple[Path, str]:
-        if bundled is None:
+def _catalog_copies(model: CatalogModel, *, offline: bool, token: str | None):
+    """([(folder, source, config), ...] usable copies in preference order, notes) for a catalog model:
+    offline the bundled copy then the cache; online the Hub (through the cache) then the bundled copy."""
+    def bundled() -> tuple[Path, str]:
+        if not _has_weights(model.folder):
             raise FauveError(f"there is no bundled copy in {model.folder}", code="no_bundled_copy")
-        return bundled, "bundled"
+        return model.folder, "bundled"
 
-    def from_cache() -> tuple[Path, str]:
-        return _load_repo(model.repo_id, offline=True, token=token, revision=None)
+    def cache() -> tuple[Path, str]:
+        return _repo_copy(model.repo_id, offline=True, token=token, revision=None)
 
-    def from_hub() -> tuple[Path, str]:
-        return _pull_memoized(model.repo_id, token, None), "hub"
+    def hub() -> tuple[Path, str]:
+        return _repo_copy(model.repo_id, offline=False, token=token, revision=None)
 
-    tries = [from_bundled, from_cache] if offline else [from_hub, from_bundled]
+    label = {bundled: "bundled copy", cache: "HF cache", hub: "Hub"}
+    copies: list[tuple[Path, str, dict[str, Any]]] = []
     notes: list[str] = []
     failures: list[FauveError] = []
-    for attempt in tries:
+    for attempt in ([bundled, cache] if offline else [hub, bundled]):
         try:
             folder, source = attempt()
-            loaded = _load(folder, device)
+            config = _checked(folder)
         except FauveError as err:
             failures.append(err)
             if err.code != "no_bundled_copy":
-                notes.append(f"{model.name} ({_source_name(attempt)}): {err.message.splitlines()[0]}")
+                notes.append(f"{model.name} ({label[attempt]}): {err.message.splitlines()[0]}")
             continue
-        if notes:
+        if notes and not copies:
             notes[-1] += f" Using the {source} copy in {folder}."
-        return loaded, folder, source, notes
+        copies.append((folder, source, config))
+    if copies:
+        return copies, notes
     last = next((e for e in reversed(failures) if e.code != "no_bundled_copy"), failures[-1])
-    raise FauveError(f"Style model {model.name!r} could not be loaded from any source: " + " | ".join(notes or [last.message]),
-                     last.hint or "Check `fauve styles` and `fauve hub pull " + model.repo_id + "`.", code=last.code) from last
-
-
-def _source_name(attempt: Any) -> str:
-    return {"from_bundled": "bundled copy", "from_cache": "HF cache", "from_hub": "Hub"}.get(attempt.__name__, attempt.__name__)
+    raise FauveError(f"Style model {model.name!r} is not available: " + " | ".join(notes or [last.message]),
+                     last.hint or f"Check `fauve styles` and `fauve hub pull {model.repo_id}`.", code=last.code) from last

@@ -361,7 +361,7 @@ def pull(repo_id: str, *, revision: str | None = None, force: bool = False, toke
                 check = getattr(api, "verify_repo_checksums", None)
                 if check is not None:
                     result = check(repo_id, repo_type="model", revision=commit, local_dir=folder, token=token)
-                    bad = sorted([m.path for m in result.mismatches] + list(result.missing_paths))
+                    bad = sorted([m["path"] for m in result.mismatches] + list(result.missing_paths))
                 else:  # older huggingface_hub: check against the cache's blob names
                     bad = verify_cached_files(folder)
         except HubNetworkError:

@@ -182,7 +182,7 @@ def render_model_card(
     style_titles: Mapping[str, str] | None = None,
 ) -> str:
     """The card's text. Image arguments are paths relative to the model folder."""
-    from huggingface_hub import ModelCard, ModelCardData
+    from huggingface_hub import ModelCardData
 
     method = config.get("method", "unknown")
     paper = PAPERS.get(method)
@@ -204,7 +204,10 @@ def render_model_card(
                   "*Top row: content photos; each further row: one style.*" if styles else "", ""]
 
     ref = repo_id or "path/to/this/folder"
-    lines += ["## Use it", "", "With fauve installed:", "", *([ "```bash", f"fauve hub pull {repo_id}   # into the Hugging Face cache", "```", ""] if repo_id else []),
+    style_arg = f"{ref}/{styles[0]}" if repo_id and len(styles) > 1 else (f"{ref}#{styles[0]}" if len(styles) > 1 else ref)
+    lines += ["## Use it", "", "With fauve installed:", "", "```bash",
+              *([f"fauve hub pull {repo_id}   # into the Hugging Face cache (checksums verified)"] if repo_id else []),
+              f"fauve stylize photo.jpg --style {style_arg} -o stylized.png", "```", "",
               "```python", "from PIL import Image", "from fauve.models import load_model", "from fauve.pipeline import Stylizer", "",
               f"stylizer = Stylizer(load_model({ref!r}))",
               f"out = stylizer.run(Image.open('photo.jpg'){', style=' + repr(styles[0]) if len(styles) > 1 else ''})",
@@ -254,9 +257,9 @@ def render_model_card(
                   f"  journal = {{{paper['venue']}, arXiv:{paper['arxiv']}}},", f"  year    = {{{paper['year']}}}",
                   "}", "```", ""]
 
-    card = ModelCard.from_template(ModelCardData(**card_metadata(config)), template_str="---\n{{ card_data }}\n---\n\n{{ body }}",
-                                   body="\n".join(lines).rstrip() + "\n")
-    return str(card)
+    # ModelCardData writes the YAML the Hub expects; no jinja2 template needed.
+    front = ModelCardData(**card_metadata(config)).to_yaml()
+    return f"---\n{front}\n---\n\n" + "\n".join(lines).rstrip() + "\n"
 
 
 def _read_config(folder: Path) -> dict[str, Any]:

@@ -568,6 +568,8 @@ class HubHandler(BaseHTTPRequestHandler):
         etag = entry["sha256"] if entry["lfs"] else entry["gitOid"]
         size = blob.stat().st_size
         headers = {"X-Repo-Commit": commit_id, "ETag": f'"{etag}"', "Accept-Ranges": "bytes"}
+        if entry["lfs"]:  # as the Hub does for LFS files: the object's recorded etag and size
+            headers.update({"X-Linked-Etag": f'"{etag}"', "X-Linked-Size": str(entry["size"])})
         start, end, status = 0, size - 1, 200
         rng = self.headers.get("Range")
         if rng:
