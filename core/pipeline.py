@@ -243,11 +243,14 @@ class Stylizer:
     ``device``: auto | cpu | cuda | mps. ``precision``: auto | fp32 | fp16 | bf16 (autocast on GPUs
     only). ``channels_last``: NHWC memory layout on GPUs. ``seed``: torch's seed before every run.
     ``stats_pixels``: pixels in the calibration batch used when tiling (default: one tile).
+    ``backend``: torch | onnxruntime (``fauve.onnx_backend``: fp32 ONNX graphs built from the model
+    on first use and cached, or the plain graph read from ``onnx_path``).
     One ``run`` at a time per Stylizer (a lock serialises concurrent callers).
     """
 
     def __init__(self, model: StyleModel | str, device: str | torch.device = "auto", precision: str = "auto",
-                 channels_last: bool = True, *, seed: int = 0, stats_pixels: int | None = None) -> None:
+                 channels_last: bool = True, *, seed: int = 0, stats_pixels: int | None = None,
+                 backend: str = "torch", onnx_path: str | None = None) -> None:
         self.device = resolve_device(device)
         self.autocast_dtype = resolve_precision(precision, self.device)
         self.precision = {None: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}[self.autocast_dtype]
@@ -259,7 +262,19 @@ class Stylizer:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.seed = seed
         self.stats_pixels = stats_pixels
+        # Tiles normalise with shared statistics (see the module docstring); False gives every
+        # tile its own instance-norm statistics, the naive way, kept for comparison in tests.
+        self.share_stats = True
         self._lock = threading.Lock()
+        from fauve.onnx_backend import OnnxRunner, resolve_backend
+
+        self.backend = resolve_backend(backend)
+        self._onnx = None
+        if self.backend == "onnxruntime":
+            if self.autocast_dtype is not None and precision not in (None, "auto"):
+                raise FauveError(f"The onnxruntime backend runs in fp32, not {precision}.", "Use --precision fp32 (or auto), or --backend torch.", code="bad_option")
+            self.autocast_dtype, self.precision = None, "fp32"
+            self._onnx = OnnxRunner(self.model, self.device, onnx_path)
 
     # -- style names ----------------------------------------------------------------------------
     @property
@@ -389,9 +404,13 @@ class Stylizer:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def _forward(self, x: torch.Tensor, cond: Conditioning, masks: torch.Tensor | None,
-                 content_stats: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+                 content_stats: tuple[torch.Tensor, torch.Tensor] | None = None,
+                 norm_stats: dict | None = None, backend: str | None = None) -> torch.Tensor:
         """One network pass on device tensors. ``content_stats`` (AdaIN, tiling): frozen relu4_1
-        mean/std used in place of the tile's own."""
+        mean/std used in place of the tile's own; ``norm_stats``: the frozen instance-norm statistics
+        (tiling; the torch backend gets them from SharedNormStats, onnxruntime as graph inputs)."""
+        if self._onnx is not None and (backend or self.backend) == "onnxruntime" and masks is None:
+            return self._onnx(x, cond, content_stats, norm_stats)
         model = self.model
         with self._autocast():
             if model.method == "adain":
@@ -467,13 +486,15 @@ class Stylizer:
         weight = torch.zeros(1, h, w)
         shared = SharedNormStats(self.model)
         shared.stats, shared.mode = stats["norm"], "frozen"
+        if not self.share_stats:
+            shared.layers, stats = [], {"norm": None}
         with shared:
             for n, (y0, x0) in enumerate(windows, start=2):
                 _check_cancel(cancel)
                 th, tw = min(tile, h), min(tile, w)
                 crop = x[..., y0:y0 + th, x0:x0 + tw]
                 crop_masks = None if masks is None else masks[:, y0:y0 + th, x0:x0 + tw].to(self.device)
-                out = self._guarded(lambda: self._forward(self._prepare(crop), cond, crop_masks, stats.get("adain")))[0].cpu()
+                out = self._guarded(lambda: self._forward(self._prepare(crop), cond, crop_masks, stats.get("adain"), stats["norm"]))[0].cpu()
                 ramp = _ramp(th, y0 == 0, y0 + th == h, context, overlap)[:, None] * _ramp(tw, x0 == 0, x0 + tw == w, context, overlap)[None, :]
                 acc[:, y0:y0 + th, x0:x0 + tw] += out * ramp
                 weight[:, y0:y0 + th, x0:x0 + tw] += ramp
@@ -511,7 +532,7 @@ class Stylizer:
         shared = SharedNormStats(self.model)
         if shared.layers:  # BatchNorm models (johnson) normalise with stored running statistics
             with shared:
-                self._guarded(lambda: self._forward(self._prepare(crops), cond, None))
+                self._guarded(lambda: self._forward(self._prepare(crops), cond, None, backend="torch"))
         result["norm"] = shared.stats
         return result
 

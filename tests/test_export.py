@@ -1,0 +1,154 @@
+"""ONNX export and the onnxruntime backend: the same picture as PyTorch, for every method.
+
+Tolerances: the graphs are fp32 like PyTorch, so only the order of floating-point operations
+differs; outputs in [0, 1] agree to 1e-4 (measured: ≤ 2e-5).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from fauve import cli
+from fauve.errors import FauveError, ModelFileError
+from fauve.export import GRAPH_INPUTS, OnnxGraph, compare_with_torch, export_onnx
+from fauve.models import build_model, load_model
+from fauve.pipeline import Stylizer
+
+ort = pytest.importorskip("onnxruntime")
+
+def cli_main(argv: list[str]) -> int:
+    """``fauve ARGV`` through the real entry point, with only this module's subcommand registered
+    (so the test does not depend on other subcommands' modules)."""
+    saved = cli.COMMANDS
+    cli.COMMANDS = ["fauve.export"]
+    try:
+        return cli.main(argv)
+    finally:
+        cli.COMMANDS = saved
+
+
+METHODS = ["johnson", "ulyanov", "dumoulin", "msgnet", "adain"]
+TOL = 1e-4
+
+
+def tiny_trained_like(method: str) -> torch.nn.Module:
+    """A tiny model whose output is a real picture in (0, 1): random conditioning tables (so mixes
+    differ), stored style statistics from random images, a damped last layer."""
+    torch.manual_seed(0)
+    kw: dict = {"width": 0.125}
+    if method == "msgnet":
+        kw["num_blocks"] = 1
+    if method in ("dumoulin", "msgnet", "adain"):
+        kw.update(num_styles=2, style_names=["a", "b"])
+    model = build_model(method, **kw).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith(("gamma", "beta")):
+                p.copy_(torch.rand_like(p) * (1.5 if name.endswith("gamma") else 0.4))
+        if method == "msgnet":
+            model.set_style_grams([torch.rand(1, 3, 48, 48), torch.rand(1, 3, 48, 48) ** 3])
+        if method == "adain":
+            model.set_named_styles([torch.rand(1, 3, 48, 48), torch.rand(1, 3, 48, 48) ** 3])
+        last = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+        last.weight.mul_(1.5 / last.weight.abs().sum(dim=(1, 2, 3), keepdim=True))  # |output − 0.5| ≤ 1.5·max|input|
+        last.bias.fill_(0.5)
+    return model
+
+
+def picture(h: int = 70, w: int = 90, seed: int = 0) -> np.ndarray:
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    rng = np.random.default_rng(seed)
+    rgb = np.stack([0.5 + 0.4 * np.sin(xx / 6), 0.5 + 0.4 * np.cos(yy / 4), (xx + yy) / (h + w)], axis=2)
+    return np.clip(rgb + rng.normal(0, 0.05, rgb.shape), 0, 1).astype(np.float32)
+
+
+@pytest.fixture(scope="module", params=METHODS)
+def pair(request):
+    """(torch Stylizer, onnxruntime Stylizer) sharing one model; sessions are cached across tests."""
+    model = tiny_trained_like(request.param)
+    return Stylizer(model, device="cpu"), Stylizer(model, device="cpu", backend="onnxruntime")
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_exported_graph_matches_pytorch_at_two_sizes(method):
+    model = tiny_trained_like(method)
+    data = export_onnx(model)
+    assert compare_with_torch(model, data, height=64, width=96) < TOL
+    assert compare_with_torch(model, data, height=120, width=48) < TOL  # height and width are dynamic
+    import onnx
+
+    names = [i.name for i in onnx.load_from_string(data).graph.input]
+    assert names == list(GRAPH_INPUTS[method])
+
+
+def test_pipeline_onnxruntime_equals_torch_whole_and_tiled(pair):
+    torch_run, ort_run = pair
+    img = picture()
+    whole = torch_run.run(img)
+    assert whole.std() > 0.004  # a real picture, not a constant
+    assert np.abs(ort_run.run(img) - whole).max() < TOL
+    tiled = dict(tile=64, overlap=8, context=8)
+    assert np.abs(ort_run.run(img, **tiled) - torch_run.run(img, **tiled)).max() < TOL
+
+
+def test_pipeline_onnxruntime_conditioning(pair):
+    torch_run, ort_run = pair
+    model = torch_run.model
+    img = picture(48, 64, seed=1)
+    if model.multi_style:
+        a, mix = torch_run.run(img, style="b"), torch_run.run(img, mix={"a": 0.3, "b": 0.7})
+        assert np.abs(a - torch_run.run(img, style="a")).max() > 1e-3  # the styles differ
+        assert np.abs(ort_run.run(img, style="b") - a).max() < TOL
+        assert np.abs(ort_run.run(img, mix={"a": 0.3, "b": 0.7}) - mix).max() < TOL
+    if model.accepts_style_image:
+        style = picture(40, 40, seed=3) ** 2
+        ref = torch_run.run(img, style_image=style, strength=0.6)
+        assert np.abs(ort_run.run(img, style_image=style, strength=0.6) - ref).max() < TOL
+
+
+def test_exported_file_via_cli_drives_the_pipeline(tmp_path, capsys):
+    model = tiny_trained_like("dumoulin")
+    model.save_pretrained(tmp_path / "model")
+    out = tmp_path / "dumoulin.onnx"
+    assert cli_main(["export", str(tmp_path / "model"), "--onnx", str(out), "--opset", "17"]) == 0
+    line = capsys.readouterr().out
+    assert out.is_file() and "max |onnxruntime − PyTorch|" in line
+    assert float(line.rsplit("= ", 1)[1].split()[0]) < TOL
+    loaded = load_model(tmp_path / "model")
+    img = picture(52, 60)
+    ref = Stylizer(loaded, device="cpu").run(img, style="b")
+    from_file = Stylizer(loaded, device="cpu", backend="onnxruntime", onnx_path=str(out))
+    assert np.abs(from_file.run(img, style="b") - ref).max() < TOL
+    # the file, not a fresh export, runs: a file from other weights gives that model's picture
+    other = tiny_trained_like("dumoulin")
+    with torch.no_grad():
+        other.net.out.conv.bias.fill_(0.3)
+    export_onnx(other, tmp_path / "other.onnx")
+    swapped = Stylizer(loaded, device="cpu", backend="onnxruntime", onnx_path=str(tmp_path / "other.onnx"))
+    assert np.abs(swapped.run(img, style="b") - Stylizer(other, device="cpu").run(img, style="b")).max() < TOL
+
+
+def test_an_onnx_file_of_another_model_is_refused(tmp_path):
+    path = tmp_path / "ulyanov.onnx"
+    export_onnx(tiny_trained_like("ulyanov"), path)
+    with pytest.raises(ModelFileError, match="takes inputs"):
+        Stylizer(tiny_trained_like("msgnet"), device="cpu", backend="onnxruntime", onnx_path=str(path))
+
+
+def test_frozen_norm_graph_takes_every_norm_layer(tmp_path):
+    model = tiny_trained_like("ulyanov")
+    graph = OnnxGraph(model, frozen_norm=True)
+    names = graph.input_names()
+    assert names[0] == "image" and len(names) == 1 + 2 * graph.num_norm and graph.num_norm == 15
+    data = export_onnx(model, frozen_norm=True)
+    assert compare_with_torch(model, data, frozen_norm=True) < TOL
+
+
+def test_bad_backend_and_opset_are_clear_errors(tmp_path, capsys):
+    with pytest.raises(FauveError, match="Unknown backend"):
+        Stylizer(tiny_trained_like("ulyanov"), device="cpu", backend="tensorrt")
+    tiny_trained_like("ulyanov").save_pretrained(tmp_path / "m")
+    assert cli_main(["export", str(tmp_path / "m"), "--onnx", str(tmp_path / "x.onnx"), "--opset", "9"]) == 2
+    assert "--opset 17" in capsys.readouterr().err
