@@ -58,10 +58,15 @@ def _publish(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"repo_id": result.repo_id, "url": result.url, "commit": result.commit_oid,
                           "commit_url": result.commit_url, "message": result.commit_message, "card": result.card,
-                          "files": result.files}))
+                          "files": result.files, "changed": result.changed, "notes": result.notes}))
         return 0
+    for note in result.notes:
+        print(f"fauve hub publish: note: {note}", file=sys.stderr)
     if result.card != "kept":
         print(f"model card: {result.card} {args.folder}/README.md")
+    if not result.changed:
+        print(f"{result.repo_id} @ {result.commit_oid[:12]} already holds these files; nothing to commit.")
+        return 0
     print(f"published {result.repo_id} @ {result.commit_oid[:12]}: {result.commit_message}")
     print(f"  {result.commit_url}")
     print(f"  files: {', '.join(result.files)}")

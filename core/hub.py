@@ -68,6 +68,8 @@ class PublishResult:
     commit_message: str
     card: str  # "written" | "updated" | "kept"
     files: list[str] = field(default_factory=list)
+    changed: bool = True  # False: the repo already held these exact files, no commit was made
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -256,6 +258,10 @@ def publish(folder: str | Path, repo_id: str, *, private: bool = False, token: s
 
         api = HfApi(token=token)
         url = api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+        before = api.model_info(repo_id)
+        notes = []
+        if private and not before.private:
+            notes.append(f"{repo_id} already existed and is public; --private only applies to a new repo.")
         info = api.upload_folder(
             repo_id=repo_id, repo_type="model", folder_path=str(folder), commit_message=message,
             commit_description=f"Published with `fauve hub publish` (fauve {__version__}).",
@@ -263,7 +269,7 @@ def publish(folder: str | Path, repo_id: str, *, private: bool = False, token: s
         )
         files = api.list_repo_files(repo_id, revision=info.oid)
     return PublishResult(repo_id=repo_id, url=str(url), commit_oid=info.oid, commit_url=info.commit_url,
-                         commit_message=message, card=card, files=files)
+                         commit_message=message, card=card, files=files, changed=info.oid != before.sha, notes=notes)
 
 
 # -- pull ------------------------------------------------------------------------------------------------
@@ -373,7 +379,8 @@ def pull(repo_id: str, *, revision: str | None = None, force: bool = False, toke
         config = validate_model_folder(folder)
     except ModelFileError as err:
         raise HubError(f"{repo_id} is not a usable fauve model: {err.message}", err.hint, code="hub_not_a_model") from err
-    downloaded = sorted(_blobs(repo_id, cache_dir) - before)
+    downloaded = sorted(_blobs(repo_id, cache_dir) - before) if not force else sorted(
+        p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
     return PullResult(repo_id=repo_id, folder=folder, commit=commit, config=config, downloaded=downloaded)
 
 

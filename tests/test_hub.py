@@ -121,8 +121,10 @@ def test_publish_pull_round_trip_then_cache_then_offline(hub_server, tmp_path):
     assert {"style-transfer", "ulyanov"} <= set(meta["tags"]) and meta["license"]
     assert "arXiv:1607.08022" in card and "BSDS500" in card
 
+    assert pub["changed"]
     # Publishing the same folder again makes no new commit.
-    assert fauve_json(env, "hub", "publish", str(folder), "--repo", REPO)["commit"] == pub["commit"]
+    again = fauve_json(env, "hub", "publish", str(folder), "--repo", REPO, "--private")
+    assert again["commit"] == pub["commit"] and not again["changed"] and "is public" in again["notes"][0]
 
     pulled = fauve_json(env, "hub", "pull", REPO)
     snap = Path(pulled["folder"])
@@ -250,6 +252,8 @@ def test_tokens_private_repos_and_auth_errors(hub_server_factory, tmp_path):
     assert "or it is private" in err and "--token" in err
     pulled = fauve_json(env, "hub", "pull", REPO, "--token", "hf_writer")
     assert sha256(Path(pulled["folder"]) / "model.safetensors") == sha256(folder / "model.safetensors")
+    forced = fauve_json(env, "hub", "pull", REPO, "--token", "hf_writer", "--force")
+    assert not forced["from_cache"] and "model.safetensors" in forced["downloaded"]
 
 
 def write_catalog(root: Path, models: list[dict]) -> Path:
