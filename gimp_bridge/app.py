@@ -36,11 +36,6 @@ def _gr_error(err: FauveError) -> gr.Error:
     return gr.Error(f"{err.message} {err.hint or ''}".strip(), title="fauve")
 
 
-def _style_label(engine: Engine, style_id: str) -> str:
-    s = engine.style(style_id)
-    return f"{s.name} · {s.method}" + (f" ({s.model})" if s.name != s.model else "")
-
-
 def build_demo(engine: Engine, queue: JobQueue, *, max_pixels: int, workdir: Path | None = None) -> gr.Blocks:
     """Build (not launch) the Blocks; ``workdir`` holds thumbnails and download files."""
     workdir = Path(workdir or tempfile.mkdtemp(prefix="fauve-app-"))
@@ -57,9 +52,9 @@ def build_demo(engine: Engine, queue: JobQueue, *, max_pixels: int, workdir: Pat
         if png:
             path = thumbs_dir / f"{len(gallery_items):03d}.png"
             path.write_bytes(png)
-            gallery_items.append((str(path), _style_label(engine, s.id)))
+            gallery_items.append((str(path), s.label))
         else:
-            gallery_items.append((str(_blank(thumbs_dir)), _style_label(engine, s.id)))
+            gallery_items.append((str(_blank(thumbs_dir)), s.label))
     image_models = [m.id for m in engine.list_models() if m.accepts_style_image]
     mix_models = [m.id for m in engine.list_models() if m.multi_style]
 
@@ -111,7 +106,7 @@ def build_demo(engine: Engine, queue: JobQueue, *, max_pixels: int, workdir: Pat
         out = job.result
         path = out_dir / f"fauve-{int(time.time() * 1000)}-{job.id}.png"
         Image.fromarray(out).save(path, format="PNG", compress_level=3)
-        what = {"catalog": lambda: _style_label(engine, req.style), "style image": lambda: f"your style image · {req.model}",
+        what = {"catalog": lambda: engine.style(req.style).label, "style image": lambda: f"your style image · {req.model}",
                 "mix": lambda: f"mix {mix} · {req.model}"}[source if source in SOURCES else "catalog"]()
         summary = (f"**{what}** — {width}×{height} px on **{engine.device}** in **{job.seconds:.2f} s** "
                    f"(strength {req.strength:g}, preserve colour {req.preserve_color}, style scale {req.style_scale:g})")
@@ -126,18 +121,22 @@ def build_demo(engine: Engine, queue: JobQueue, *, max_pixels: int, workdir: Pat
                     f"{len(styles)} styles · GIMP bridge at `/bridge/v1`")
         with gr.Row():
             with gr.Column(scale=1):
-                content = gr.Image(label="Photo", type="numpy", image_mode="RGB", sources=["upload", "clipboard"], elem_id="content")
-                samples = sample_paths()
-                if samples:
-                    gr.Examples(examples=[[str(p)] for p in samples], inputs=[content], label="Sample photos")
+                content = gr.Image(label="Photo", type="numpy", image_mode="RGB", sources=["upload", "clipboard"], height=320,
+                                   elem_id="content")
+                photos = sample_paths("photo")
+                if photos:
+                    gr.Examples(examples=[[str(p)] for p in photos], inputs=[content], label="Sample photos")
                 source = gr.Radio(list(SOURCES), value="catalog", label="Style from", elem_id="source")
                 with gr.Group(visible=True) as catalog_group:
                     gallery = gr.Gallery(value=gallery_items, label="Styles (click one)", columns=4, height=260,
                                          allow_preview=False, interactive=False, format="png", elem_id="style-gallery")
-                    style = gr.Dropdown([(_style_label(engine, i), i) for i in style_ids], value=style_ids[0] if style_ids else None,
+                    style = gr.Dropdown([(engine.style(i).label, i) for i in style_ids], value=style_ids[0] if style_ids else None,
                                         label="Style", elem_id="style")
                 with gr.Group(visible=False) as image_group:
                     style_image = gr.Image(label="Style image (any picture)", type="numpy", image_mode="RGB", elem_id="style-image")
+                    paintings = sample_paths("painting")
+                    if paintings:
+                        gr.Examples(examples=[[str(p)] for p in paintings], inputs=[style_image], label="Sample paintings")
                     image_model = gr.Dropdown(image_models, value=image_models[0] if image_models else None,
                                               label="Arbitrary-style model (adain / msgnet)", elem_id="image-model")
                 with gr.Group(visible=False) as mix_group:
@@ -157,7 +156,7 @@ def build_demo(engine: Engine, queue: JobQueue, *, max_pixels: int, workdir: Pat
                 result = gr.ImageSlider(label="Before / after", type="numpy", format="png", interactive=False,
                                         buttons=["download", "fullscreen"], elem_id="result", max_height=640)
                 download = gr.File(label="Download (lossless PNG)", interactive=False, elem_id="download")
-                info = gr.Markdown(elem_id="info")
+                info = gr.Markdown(label="Summary", elem_id="info")
 
         def on_gallery(evt: gr.SelectData):
             return gr.update(value=style_ids[evt.index]), gr.update(value="catalog")

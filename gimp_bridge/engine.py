@@ -1,7 +1,10 @@
 """What the server stylizes with: the style list, the model cache and the one pipeline.
 
-The styles are the catalog's (``fauve.catalog.list_styles()``: bundled and Hub models) plus every
-model folder found under the ``--models`` folders. Each model is loaded once, on first use, and
+The styles are those of every model folder found under the ``--models`` folders, then the catalog's
+(``fauve.catalog.list_styles(available_only=True)``: bundled, cached and Hub models). Style ids
+follow the catalog: ``<model>`` for a single-style model, ``<model>/<style>`` for each style of a
+multi-style model (``<model>:<style>`` is accepted too); a model that takes any style image
+(adain, msgnet) is offered for style images by its model id. Each model is loaded once, on first use, and
 kept with its ``fauve.pipeline.Stylizer`` for the life of the server; both the bridge and the
 Gradio app call :meth:`Engine.stylize`, always from a job-queue worker thread.
 """
@@ -37,29 +40,36 @@ class StyleInfo:
     name: str
     method: str
     model: str  # the model id (mix and style images are given per model)
-    path: str  # model folder or Hub repo id
-    style: str | None  # the style's name inside the model; None: needs a style image
-    source: str = "local"
+    style: str  # the style's name inside the model
+    title: str = ""
+    source: str = "folder"
     license: str | None = None
     accepts_style_image: bool = False
     multi_style: bool = False
     thumbnail: str | None = None  # an image file to show, when the catalog has one
 
+    @property
+    def label(self) -> str:
+        title = self.title or self.name
+        return f"{title} · {self.method}" + (f" ({self.model})" if self.multi_style or title != self.model else "")
+
     def public(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "method": self.method, "model": self.model, "source": self.source,
-                "license": self.license, "accepts_style_image": self.accepts_style_image, "multi_style": self.multi_style}
+        return {"id": self.id, "name": self.name, "title": self.title or self.name, "method": self.method, "model": self.model,
+                "source": self.source, "license": self.license, "accepts_style_image": self.accepts_style_image,
+                "multi_style": self.multi_style}
 
 
 @dataclass(frozen=True)
 class ModelInfo:
     id: str
     method: str
-    path: str
+    path: str | None  # the model folder; None for a catalog model not downloaded yet
     style_names: tuple[str, ...]
     accepts_style_image: bool
     multi_style: bool
-    source: str = "local"
+    source: str = "folder"  # folder (--models) | bundled | cached | hub (the catalog's sources)
     license: str | None = None
+    catalog_name: str | None = None  # set for catalog models: loaded through fauve.catalog.resolve_style
 
 
 @dataclass
@@ -120,11 +130,15 @@ def _model_folders(roots: Iterable[str | Path]) -> list[Path]:
     return found
 
 
-def _thumbnail_file(folder: Path) -> str | None:
-    for pattern in ("thumbnail.png", "thumbnail.jpg", "style.png", "style.jpg", "samples/style*.png", "samples/style*.jpg", "samples/*.png", "samples/*.jpg"):
-        hits = sorted(folder.glob(pattern))
-        if hits:
-            return str(hits[0])
+def _thumbnail_file(folder: Path, style: str, single: bool) -> str | None:
+    """A style's picture in a model folder: thumbnails/<style>.jpg|png (the catalog's layout), or for a
+    single-style model thumbnail.png|jpg."""
+    names = [f"thumbnails/{style}.jpg", f"thumbnails/{style}.png"]
+    if single:
+        names += ["thumbnail.png", "thumbnail.jpg"]
+    for name in names:
+        if (folder / name).is_file():
+            return str(folder / name)
     return None
 
 
@@ -142,28 +156,30 @@ class Engine:
         self._thumbs: dict[str, bytes | None] = {}
         self._load_lock = threading.Lock()
         self._thumb_lock = threading.Lock()
-        if use_catalog:
-            self._add_catalog()
         for folder in _model_folders(model_dirs):
             self._add_folder(folder)
+        if use_catalog:
+            self._add_catalog()
         if not self._models:
-            raise FauveError("No style models to serve: the catalog is empty and no --models folder was given.",
-                             hint="Pass --models FOLDER (a model folder from `fauve train`, or hub_models/).")
+            raise FauveError("No style models to serve: no catalog style is available here and no --models folder was given.",
+                             hint="Pass --models FOLDER (a model folder from `fauve train`, or a folder of them), "
+                                  "or `fauve hub pull owner/name` a catalog style (`fauve styles` lists them).")
 
     # -- discovery --------------------------------------------------------------------------------
-    def _add_model(self, info: ModelInfo, thumbs: dict[str, str | None] | None = None) -> None:
+    def _add_model(self, info: ModelInfo, extras: dict[str, dict[str, Any]] | None = None) -> None:
+        """Register a model and one style per named style (``extras``: title/thumbnail per style)."""
         model_id, n = info.id, 2
         while model_id in self._models:  # two folders with the same name: keep both
             model_id, n = f"{info.id}-{n}", n + 1
         info = ModelInfo(**{**info.__dict__, "id": model_id})
         self._models[model_id] = info
-        single = len(info.style_names) <= 1
         for style in info.style_names:
-            style_id = model_id if single else f"{model_id}:{style}"
+            style_id = f"{model_id}/{style}" if info.multi_style else model_id
+            more = (extras or {}).get(style, {})
             self._styles[style_id] = StyleInfo(
-                id=style_id, name=style, method=info.method, model=model_id, path=info.path, style=style, source=info.source,
+                id=style_id, name=style, method=info.method, model=model_id, style=style, source=info.source,
                 license=info.license, accepts_style_image=info.accepts_style_image, multi_style=info.multi_style,
-                thumbnail=(thumbs or {}).get(style))
+                title=more.get("title") or "", thumbnail=more.get("thumbnail"))
 
     def _add_folder(self, folder: Path) -> None:
         try:
@@ -177,18 +193,26 @@ class Engine:
             raise FauveError(f"{folder}: unknown method {method!r} in config.json.", hint=f"Known methods: {', '.join(sorted(METHODS))}.")
         cls = METHODS[method]
         names = tuple(config.get("style_names") or ())
-        thumb = _thumbnail_file(folder)
+        extras = {name: {"thumbnail": _thumbnail_file(folder, name, single=len(names) == 1)} for name in names}
         self._add_model(ModelInfo(id=folder.name, method=method, path=str(folder), style_names=names,
-                                  accepts_style_image=cls.accepts_style_image, multi_style=cls.multi_style and len(names) > 1,
-                                  license=config.get("license")), {name: thumb for name in names} if len(names) == 1 else None)
+                                  accepts_style_image=cls.accepts_style_image,
+                                  multi_style=cls.multi_style and (len(names) > 1 or cls.accepts_style_image),
+                                  license=config.get("license")), extras)
 
     def _add_catalog(self) -> None:
-        try:
-            from fauve import catalog
-        except ImportError:
-            return
-        # Filled in when fauve.catalog lands (list_styles / resolve_style).
-        del catalog
+        """The catalog's available models (bundled, cached, or on the Hub when online); nothing is downloaded yet."""
+        from fauve import catalog
+
+        by_model: dict[str, list[Any]] = {}
+        for entry in catalog.list_styles(available_only=True):
+            by_model.setdefault(entry.model, []).append(entry)
+        for name, entries in by_model.items():
+            first = entries[0]
+            named = [e for e in entries if e.index is not None]
+            self._add_model(ModelInfo(id=name, method=first.method, path=first.path, catalog_name=name,
+                                      style_names=tuple(e.name for e in named), accepts_style_image=first.accepts_style_image,
+                                      multi_style=first.multi_style, source=first.source, license=first.license),
+                            {e.name: {"title": e.title, "thumbnail": e.thumbnail} for e in named})
 
     # -- lookups ----------------------------------------------------------------------------------
     def list_styles(self) -> list[StyleInfo]:
@@ -203,6 +227,9 @@ class Engine:
     def style(self, style_id: str) -> StyleInfo:
         if style_id in self._styles:
             return self._styles[style_id]
+        head, sep, tail = style_id.partition(":")
+        if sep and f"{head}/{tail}" in self._styles:
+            return self._styles[f"{head}/{tail}"]
         by_name = [s for s in self._styles.values() if s.name == style_id]
         if len(by_name) == 1:
             return by_name[0]
@@ -251,8 +278,6 @@ class Engine:
                 raise FauveError(f"Model {info.id} has no named styles.", hint="Upload a style image for it.")
             return info, {"style": info.style_names[0]}
         style = self.style(req.style)
-        if style.style is None:
-            raise FauveError(f"{style.id} needs a style image.", hint="Upload a style image (adain, msgnet).")
         return self.model(style.model), {"style": style.style}
 
     # -- running ----------------------------------------------------------------------------------
@@ -266,8 +291,16 @@ class Engine:
                 from fauve.pipeline import Stylizer
 
                 info = self.model(model_id)
-                log.info("loading %s (%s) from %s on %s", info.id, info.method, info.path, self.device)
-                model = load_model(info.path)
+                if info.catalog_name:  # bundled / cached / Hub, with the catalog's fallbacks
+                    from fauve.catalog import resolve_style
+
+                    resolved = resolve_style(info.catalog_name)
+                    model, where = resolved.model, f"{resolved.source} copy {resolved.path}"
+                    for note in resolved.notes:
+                        log.warning(note)
+                else:
+                    model, where = load_model(info.path), info.path
+                log.info("loaded %s (%s) from %s on %s", info.id, info.method, where, self.device)
                 self._stylizers[model_id] = Stylizer(model, device=self.device, precision=self.precision)
         return self._stylizers[model_id]
 
@@ -303,8 +336,10 @@ class Engine:
                     img = img.convert("RGB")
                     img.thumbnail((THUMB_SIDE, THUMB_SIDE))
                     thumb = img
+            elif self.model(style.model).path is None:
+                return None  # not downloaded yet: no thumbnail rather than a download at start-up
             else:
-                sample = sample_image(THUMB_SIDE)
+                sample = sample_image(THUMB_SIDE)  # the style applied to a bundled photo
                 out = self.stylize(sample, StyleRequest(style=style.id))
                 thumb = Image.fromarray(out)
             buf = io.BytesIO()
@@ -315,23 +350,23 @@ class Engine:
             return None
 
 
-def sample_paths() -> list[Path]:
-    """The bundled sample photos (core/samples), if any."""
-    folder = Path(__file__).resolve().parent.parent / "core" / "samples"
-    try:
-        from importlib import resources
+PAINTING_SAMPLES = ("starry_night", "great_wave")  # core/samples/SOURCES.md: the paintings; the rest are photos
 
-        folder = Path(str(resources.files("fauve") / "samples"))
-    except Exception:
-        pass
+
+def sample_paths(kind: str = "photo") -> list[Path]:
+    """The bundled sample images (core/samples): ``photo`` for content, ``painting`` for style images."""
+    from importlib import resources
+
+    folder = Path(str(resources.files("fauve") / "samples"))
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp"))
+    images = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp"))
+    return [p for p in images if (p.stem in PAINTING_SAMPLES) == (kind == "painting")]
 
 
 def sample_image(side: int) -> np.ndarray:
     """A bundled sample photo cropped to a ``side``² square, or a synthetic scene when none is bundled."""
-    paths = sample_paths()
+    paths = sample_paths("photo")
     if paths:
         with Image.open(paths[0]) as img:
             img = img.convert("RGB")

@@ -88,9 +88,9 @@ def test_styles_list_every_model_style_with_a_thumbnail(server):  # noqa: F811
     status, data = server.json("GET", "/styles")
     assert status == 200
     by_id = {s["id"]: s for s in data["styles"]}
-    assert set(by_id) == {"tiny-wave", "tiny-mix:candy", "tiny-mix:mosaic", "tiny-mix:udnie", "tiny-msg:ink", "tiny-msg:oil"}
-    assert by_id["tiny-wave"]["method"] == "ulyanov" and by_id["tiny-mix:mosaic"]["model"] == "tiny-mix"
-    assert by_id["tiny-msg:ink"]["accepts_style_image"] and not by_id["tiny-wave"]["accepts_style_image"]
+    assert set(by_id) == {"tiny-wave", "tiny-mix/candy", "tiny-mix/mosaic", "tiny-mix/udnie", "tiny-msg/ink", "tiny-msg/oil"}
+    assert by_id["tiny-wave"]["method"] == "ulyanov" and by_id["tiny-mix/mosaic"]["model"] == "tiny-mix"
+    assert by_id["tiny-msg/ink"]["accepts_style_image"] and not by_id["tiny-wave"]["accepts_style_image"]
     for style in data["styles"]:
         thumb = Image.open(io.BytesIO(base64.b64decode(style["thumbnail_png_b64"])))
         assert thumb.format == "PNG" and max(thumb.size) == 128
@@ -110,9 +110,9 @@ def test_rgba8_job_equals_pipeline_and_keeps_alpha(server, stylizers):  # noqa: 
 def test_options_reach_the_pipeline(server, stylizers):  # noqa: F811
     image = photo(48, 64, channels=4, seed=3)
     params = dict(strength=0.6, preserve_color="luminance", style_scale=1.5)
-    out = server.stylize(image, style="tiny-mix:mosaic", **params)
+    out = server.stylize(image, style="tiny-mix/mosaic", **params)
     assert np.array_equal(out, stylizers["tiny-mix"].run(image, style="mosaic", **params))
-    plain = server.stylize(image, style="tiny-mix:mosaic")
+    plain = server.stylize(image, style="tiny-mix:mosaic")  # <model>:<style> is accepted for <model>/<style>
     assert not np.array_equal(out, plain)
 
 
@@ -120,7 +120,7 @@ def test_mix_of_dumoulin_styles_equals_pipeline(server, stylizers):  # noqa: F81
     image = photo(48, 48, channels=4, seed=1)
     out = server.stylize(image, model="tiny-mix", mix="candy:0.7,udnie:0.3")
     assert np.array_equal(out, stylizers["tiny-mix"].run(image, mix={"candy": 0.7, "udnie": 0.3}))
-    assert not np.array_equal(out, server.stylize(image, style="tiny-mix:candy"))
+    assert not np.array_equal(out, server.stylize(image, style="tiny-mix/candy"))
 
 
 def test_png_job_returns_png_of_same_size(server, stylizers):  # noqa: F811
@@ -189,7 +189,7 @@ def test_eight_concurrent_clients_are_all_served(server, stylizers):  # noqa: F8
 
     def client(i: int) -> None:
         try:
-            results[i] = server.stylize(images[i], style="tiny-mix:udnie")
+            results[i] = server.stylize(images[i], style="tiny-mix/udnie")
         except BaseException as err:  # noqa: BLE001 - reported below
             errors.append(err)
 
@@ -343,14 +343,14 @@ def call_app(client, content: Path, **kw):
 
 
 def test_app_lists_styles(client):
-    assert set(client.predict(api_name="/list_styles")) == {"tiny-wave", "tiny-mix:candy", "tiny-mix:mosaic", "tiny-mix:udnie",
-                                                             "tiny-msg:ink", "tiny-msg:oil"}
+    assert set(client.predict(api_name="/list_styles")) == {"tiny-wave", "tiny-mix/candy", "tiny-mix/mosaic", "tiny-mix/udnie",
+                                                             "tiny-msg/ink", "tiny-msg/oil"}
 
 
 def test_app_stylizes_with_a_catalog_style_losslessly(client, stylizers, tmp_path):
     image = photo(48, 64, seed=20)
     Image.fromarray(image).save(tmp_path / "in.png")
-    (before, after), download, summary = call_app(client, tmp_path / "in.png", style="tiny-mix:mosaic", strength=0.8,
+    (before, after), download, summary = call_app(client, tmp_path / "in.png", style="tiny-mix/mosaic", strength=0.8,
                                                   preserve_color="histogram")
     expected = stylizers["tiny-mix"].run(image, style="mosaic", strength=0.8, preserve_color="histogram")
     assert np.array_equal(np.asarray(Image.open(before)), image)
@@ -401,3 +401,32 @@ def test_app_and_bridge_share_one_queue(client, server, tmp_path):  # noqa: F811
     assert server.json("GET", f"/jobs/{bridge_job}")[1]["status"] == "queued"
     assert Image.open(job.result(timeout=120)[1]).size == (900, 900)
     assert server.wait(bridge_job)["status"] == "done"
+
+
+# -- the catalog's styles are served too (in process: the same Engine the server builds) ------------
+def test_engine_serves_catalog_styles_with_titles_and_thumbnails(tmp_path, monkeypatch, tiny_models):  # noqa: F811
+    import shutil
+
+    from fauve_bridge.engine import Engine, StyleRequest
+
+    shutil.copytree(tiny_models["tiny-mix"], tmp_path / "mix-folder")
+    (tmp_path / "mix-folder" / "thumbnails").mkdir()
+    Image.fromarray(photo(200, 300, seed=50)).save(tmp_path / "mix-folder" / "thumbnails" / "udnie.png")
+    catalog = {"schema": 1, "models": [{"name": "cat-mix", "repo_id": "fauve/cat-mix", "folder": "mix-folder", "method": "dumoulin",
+                                        "license": "mit", "styles": [{"name": "candy", "title": "Candy Land"}, {"name": "udnie"}]},
+                                       {"name": "not-here", "repo_id": "fauve/not-here", "folder": "missing", "method": "ulyanov",
+                                        "styles": [{"name": "x"}]}]}
+    (tmp_path / "catalog.json").write_text(json.dumps(catalog))
+    monkeypatch.setenv("FAUVE_CATALOG", str(tmp_path / "catalog.json"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    engine = Engine([tiny_models["tiny-wave"]], device="cpu")
+    ids = [s.id for s in engine.list_styles()]
+    assert ids == ["tiny-wave", "cat-mix/candy", "cat-mix/mosaic", "cat-mix/udnie"]  # --models first; unavailable left out
+    candy = engine.style("cat-mix/candy")
+    assert (candy.title, candy.source, candy.license, candy.label) == ("Candy Land", "bundled", "mit", "Candy Land · dumoulin (cat-mix)")
+    thumb = Image.open(io.BytesIO(engine.thumbnail_png("cat-mix/udnie")))
+    assert thumb.size == (128, 85)  # the catalog's picture, scaled
+    image = photo(40, 48, channels=4, seed=51)
+    out = engine.stylize(image, StyleRequest(style="cat-mix/udnie", strength=0.7))
+    assert np.array_equal(out, Stylizer(str(tiny_models["tiny-mix"]), device="cpu").run(image, style="udnie", strength=0.7))
+    assert engine.models_loaded() == ["cat-mix"]
