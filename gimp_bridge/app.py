@@ -128,7 +128,7 @@ def build_demo(engine: Engine, queue: JobQueue, *, max_pixels: int, workdir: Pat
                     gr.Examples(examples=[[str(p)] for p in photos], inputs=[content], label="Sample photos")
                 source = gr.Radio(list(SOURCES), value="catalog", label="Style from", elem_id="source")
                 with gr.Group(visible=True) as catalog_group:
-                    gallery = gr.Gallery(value=gallery_items, label="Styles (click one)", columns=4, height=260,
+                    gallery = gr.Gallery(value=gallery_items, label="Styles (click one)", columns=4, height=340,
                                          allow_preview=False, interactive=False, format="png", elem_id="style-gallery")
                     style = gr.Dropdown([(engine.style(i).label, i) for i in style_ids], value=style_ids[0] if style_ids else None,
                                         label="Style", elem_id="style")

@@ -91,6 +91,12 @@ def run(args: argparse.Namespace) -> int:
     if args.max_pixels < 16 * 16:
         raise FauveError(f"--max-pixels {args.max_pixels} is too small.", hint="Use at least 256 (the default is 67108864).")
     _check_port(args.host, args.port)
+    try:
+        import gradio  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as err:
+        raise FauveError(f"fauve serve needs the app extras ({err.name} is not installed).",
+                         hint="pip install 'fauve[app]'  (Gradio 6, FastAPI, uvicorn)", code="missing_dependency") from err
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     guard_pillow(args.max_pixels)
 
@@ -98,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     from fauve_bridge.jobs import JobQueue
 
     engine = Engine(args.models or (), device=args.device, precision=args.precision, use_catalog=not args.no_catalog,
-                    tile=args.tile)
+                    tile=args.tile, backend=args.backend)
     queue = JobQueue(concurrency=args.concurrency, max_queued=args.max_queue)
     workdir = Path(tempfile.mkdtemp(prefix="fauve-serve-"))
     try:
@@ -127,6 +133,7 @@ def register(subparsers) -> None:
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps (default auto)")
     p.add_argument("--precision", default="auto", help="auto | fp32 | fp16 | bf16 (GPU only; default auto)")
+    p.add_argument("--backend", default="torch", choices=["torch", "onnxruntime"], help="run the networks in PyTorch or onnxruntime (default torch)")
     p.add_argument("--token", help="bearer token every bridge request must send (also the app's password); "
                                    "default: $FAUVE_TOKEN")
     p.add_argument("--models", nargs="+", action="extend", metavar="DIR",

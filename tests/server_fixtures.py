@@ -140,7 +140,7 @@ def start_server(tmp: Path, models: dict[str, Path], *extra: str, token: str | N
     env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", HF_HUB_DISABLE_TELEMETRY="1",
                FAUVE_OFFLINE="1", GRADIO_TEMP_DIR=str(tmp / "gradio-tmp"), PYTHONUNBUFFERED="1")
     env.pop("FAUVE_TOKEN", None)
-    cmd = [sys.executable, "-m", "fauve_bridge.serve", "--port", str(port), "--no-catalog",
+    cmd = [sys.executable, "-m", "fauve.cli", "serve", "--port", str(port), "--no-catalog",
            "--models", str(next(iter(models.values())).parent), "--max-pixels", str(MAX_PIXELS), "--tile", "256", *extra]
     if token:
         cmd += ["--token", token]
