@@ -39,6 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--overlap", type=int, default=32, help="feathered overlap between tiles, pixels")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"], help="autocast on GPUs (CPU: fp32)")
+    p.add_argument("--backend", default="torch", choices=["torch", "onnxruntime"], help="run the network in PyTorch or onnxruntime (fp32; pip install 'fauve[onnx]')")
     p.add_argument("-o", "--output", metavar="OUT", help="output file (one input) or folder (default: ./stylized)")
     p.add_argument("--bits", choices=["auto", "8", "16"], default="auto", help="PNG bits per channel (auto: 16 for 16-bit/float inputs)")
     p.add_argument("--json", action="store_true", help="print a JSON report (and JSON errors) on stdout")
@@ -142,10 +143,10 @@ def _run(args: argparse.Namespace) -> int:
         style_images = [read_image(p).rgb for p in args.style_image]
     mask = read_image(args.mask, min_side=1).rgb[:, :, 0] if args.mask else None
     model, style, source = _pick_model(args, args.device)
-    stylizer = Stylizer(model, device=args.device, precision=args.precision)
+    stylizer = Stylizer(model, device=args.device, precision=args.precision, backend=args.backend)
     mix = parse_mix(args.mix)
     report: dict[str, Any] = {"ok": True, "style": source, "method": model.method, "device": str(stylizer.device),
-                              "precision": stylizer.precision, "outputs": [], "errors": []}
+                              "precision": stylizer.precision, "backend": stylizer.backend, "outputs": [], "errors": []}
     bar = tqdm(total=len(files), unit="img", desc="stylize", disable=args.quiet or args.json, file=sys.stderr,
                bar_format="{l_bar}{bar}| {n:.2f}/{total_fmt} [{elapsed}<{remaining}]")
     explicit = {Path(p) for p in args.inputs if not Path(p).is_dir()}

@@ -146,9 +146,10 @@ class Engine:
     """Styles, models (loaded once, cached) and the pipeline, for one device."""
 
     def __init__(self, model_dirs: Iterable[str | Path] = (), device: str = "auto", precision: str = "auto",
-                 use_catalog: bool = True, tile: int = DEFAULT_TILE) -> None:
+                 use_catalog: bool = True, tile: int = DEFAULT_TILE, backend: str = "torch") -> None:
         self.device = resolve_device(device)
         self.precision = precision
+        self.backend = backend
         self.tile = tile
         self._models: dict[str, ModelInfo] = {}
         self._styles: dict[str, StyleInfo] = {}
@@ -301,7 +302,7 @@ class Engine:
                 else:
                     model, where = load_model(info.path), info.path
                 log.info("loaded %s (%s) from %s on %s", info.id, info.method, where, self.device)
-                self._stylizers[model_id] = Stylizer(model, device=self.device, precision=self.precision)
+                self._stylizers[model_id] = Stylizer(model, device=self.device, precision=self.precision, backend=self.backend)
         return self._stylizers[model_id]
 
     def stylize(self, image: np.ndarray, req: StyleRequest, progress: Callable[[float], Any] | None = None,

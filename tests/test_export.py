@@ -152,3 +152,34 @@ def test_bad_backend_and_opset_are_clear_errors(tmp_path, capsys):
     tiny_trained_like("ulyanov").save_pretrained(tmp_path / "m")
     assert cli_main(["export", str(tmp_path / "m"), "--onnx", str(tmp_path / "x.onnx"), "--opset", "9"]) == 2
     assert "--opset 17" in capsys.readouterr().err
+
+
+def test_cli_stylize_and_server_engine_take_the_onnxruntime_backend(tmp_path):
+    """`fauve stylize --backend onnxruntime` and `fauve serve --backend onnxruntime`'s engine give
+    the PyTorch picture."""
+    from fauve.imageio import read_image, write_image
+
+    model = tiny_trained_like("dumoulin")
+    model.save_pretrained(tmp_path / "model")
+    photo = (picture(64, 80) * 255).astype(np.uint8)
+    write_image(tmp_path / "in.png", photo)
+    saved = cli.COMMANDS
+    cli.COMMANDS = ["fauve.commands_stylize"]
+    try:
+        for backend in ("torch", "onnxruntime"):
+            argv = ["stylize", str(tmp_path / "in.png"), "--style", f"{tmp_path / 'model'}#b", "--device", "cpu",
+                    "--backend", backend, "--quiet", "-o", str(tmp_path / f"{backend}.png")]
+            assert cli.main(argv) == 0
+    finally:
+        cli.COMMANDS = saved
+    by_torch, by_ort = (read_image(tmp_path / f"{b}.png").rgb for b in ("torch", "onnxruntime"))
+    assert np.abs(by_torch - photo / 255.0).max() > 0.05  # stylized, not copied
+    assert np.abs(by_ort - by_torch).max() <= 1 / 255 + 1e-6  # 8-bit files: at most one level apart
+
+    from fauve_bridge.engine import Engine, StyleRequest
+
+    engines = {b: Engine([tmp_path / "model"], device="cpu", use_catalog=False, backend=b) for b in ("torch", "onnxruntime")}
+    style_id = next(s.id for s in engines["torch"].list_styles() if s.style == "b")
+    outs = {b: e.stylize(photo, StyleRequest(style=style_id)) for b, e in engines.items()}
+    assert outs["torch"].shape == photo.shape and outs["torch"].dtype == np.uint8
+    assert np.abs(outs["onnxruntime"].astype(int) - outs["torch"].astype(int)).max() <= 1
