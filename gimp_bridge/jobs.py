@@ -186,8 +186,8 @@ class JobQueue:
     def stats(self) -> dict[str, int]:
         with self._lock:
             jobs = list(self._jobs.values())
-        return {"running": sum(j.status == RUNNING for j in jobs), "queued": sum(j.status == QUEUED for j in jobs),
-                "concurrency": self.concurrency}
+        counts = {status: sum(j.status == status for j in jobs) for status in (RUNNING, QUEUED, DONE, ERROR, CANCELLED)}
+        return {**counts, "concurrency": self.concurrency}
 
     def _forget_old(self) -> None:
         now = time.monotonic()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import time
 import urllib.parse
 
 import numpy as np
@@ -74,3 +75,27 @@ def test_upload_pick_style_stylize(page, tmp_path):
         page.wait_for_timeout(500)
         page.screenshot(path=os.environ["FAUVE_SCREENSHOT"], full_page=True)
     assert page.foreign_requests == []  # works offline: no CDN, fonts or analytics
+
+
+def test_cancel_button_stops_the_running_job(page, server, tmp_path):  # noqa: F811
+    """Cancel in the browser cancels the queued job on the server (the slot is freed)."""
+    from playwright.sync_api import expect
+
+    Image.fromarray(photo(1400, 1400, seed=41)).save(tmp_path / "big.png")  # many 256-px tiles on this server
+    before = server.json("GET", "/health")[1]["queue"]
+    page.locator("#content input[type=file]").set_input_files(str(tmp_path / "big.png"))
+    expect(page.locator("#content img")).to_be_visible(timeout=30_000)
+    page.locator("#run").click()
+    deadline = time.monotonic() + 60
+    while server.json("GET", "/health")[1]["queue"]["running"] == 0:
+        assert time.monotonic() < deadline, "the app's job never started"
+        time.sleep(0.05)
+    page.locator("#cancel").click()
+    deadline = time.monotonic() + 30
+    while True:
+        queue = server.json("GET", "/health")[1]["queue"]
+        if queue["cancelled"] == before["cancelled"] + 1 and queue["running"] == 0:
+            break
+        assert time.monotonic() < deadline, queue
+        time.sleep(0.05)
+    assert queue["done"] == before["done"]  # it did not finish
