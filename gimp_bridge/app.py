@@ -104,6 +104,7 @@ def build_demo(engine: Engine, queue: JobQueue, *, max_pixels: int, workdir: Pat
             err = job.error or {"message": "Cancelled." if job.status == CANCELLED else job.message, "hint": ""}
             raise gr.Error(f"{err.get('message')} {err.get('hint') or ''}".strip())
         out = job.result
+        _forget_old_files(out_dir, max_age=600.0)  # Gradio has copied earlier results into its own cache
         path = out_dir / f"fauve-{int(time.time() * 1000)}-{job.id}.png"
         Image.fromarray(out).save(path, format="PNG", compress_level=3)
         what = {"catalog": lambda: engine.style(req.style).label, "style image": lambda: f"your style image · {req.model}",
@@ -177,6 +178,16 @@ def build_demo(engine: Engine, queue: JobQueue, *, max_pixels: int, workdir: Pat
         stop.click(None, None, None, cancels=[event], api_visibility="private")
         gr.api(list_styles, api_name="list_styles")
     return demo
+
+
+def _forget_old_files(folder: Path, max_age: float) -> None:
+    cutoff = time.time() - max_age
+    for path in folder.glob("fauve-*.png"):
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+        except OSError:
+            pass
 
 
 def _blank(folder: Path) -> Path:
