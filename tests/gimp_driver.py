@@ -39,6 +39,16 @@ def press_ok_in_dialog():
     return subprocess.Popen(["sh", "-c", script])
 
 
+def remember(values):
+    """Store the plug-in's "last values" the way GIMP does after an interactive run (GIMP 3 keeps them in
+    <profile>/plug-in-settings/GimpProcedureConfigRun-<procedure>.last); an interactive run starts from them."""
+    folder = os.path.join(Gimp.directory(), "plug-in-settings")
+    os.makedirs(folder, exist_ok=True)
+    lines = ["(%s %s)" % (key, json.dumps(value)) for key, value in values.items()]
+    with open(os.path.join(folder, "GimpProcedureConfigRun-python-fu-fauve-style-transfer.last"), "w") as fh:
+        fh.write("# settings\n\n%s\n\n# end of settings\n" % "\n".join(lines))
+
+
 def run_plugin(image, drawable, args, interactive=False):
     proc = Gimp.get_pdb().lookup_procedure("python-fu-fauve-style-transfer")
     if proc is None:
@@ -110,10 +120,15 @@ def run_case(case, folder):
     image.undo_enable()
     image.clean_all()
 
+    if case.get("last_values"):
+        remember(case["last_values"])
     presser = press_ok_in_dialog() if case.get("interactive") else None
     status, error = run_plugin(image, layer, case.get("args", {}), interactive=presser is not None)
     if presser is not None:
-        presser.wait(timeout=60)
+        try:
+            presser.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # the dialog never showed up: the report says why
+            presser.kill()
     report = {"status": status, "error": error, "dirty": image.is_dirty(), "layers": []}
     save("after.rgba", read(layer))
     for i, item in enumerate(image.get_layers()):

@@ -59,7 +59,10 @@ def gui_results(gimp_suite, fauve_server, run_gimp_cases):  # noqa: F811
          "args": dict(common, output="in-place")},
         {"name": "undo-new-layer", "layer_offset": [9, 6], "layer_size": [80, 52], "ellipse": [24, 14, 40, 30],
          "feather": 6, "undo": True, "args": dict(common, output="new-layer")},
-        {"name": "dialog", "rect": [10, 10, 40, 30], "interactive": True, "args": dict(common, style="")},
+        {"name": "dialog", "rect": [10, 10, 40, 30], "interactive": True, "args": {},
+         "last_values": {"style": fauve_server.style, "strength": 1.0, "preserve-color": "none",
+                         "style-scale": 1.0, "output": "new-layer", "context": CONTEXT,
+                         "server-url": fauve_server.url, "style-index": 0}},
     ], gui=True)
 
 
@@ -163,12 +166,16 @@ def test_one_ctrl_z_restores_the_original(gui_results, name):
     assert np.array_equal(r.rgba("undone.rgba"), before)
 
 
-def test_interactive_run_shows_the_dialog_and_applies_its_choice(gui_results):
+def test_interactive_run_opens_the_dialog_with_the_last_values(gui_results, fauve_server):  # noqa: F811
+    """GIMP fills the dialog with the remembered values (here: output = new layer); OK applies them."""
     r = gui_results["dialog"]
     assert r.report["status"] == "success", r.report
-    before, after, mask = r.rgba("before.rgba"), r.rgba("after.rgba"), r.gray("mask.y8")
-    assert np.abs(after.astype(int) - before)[mask == 255].mean() > 10  # styled inside the selection
-    assert np.array_equal(after[mask == 0], before[mask == 0])
+    assert np.array_equal(r.rgba("before.rgba"), r.rgba("after.rgba"))
+    top, original = r.report["layers"]
+    assert original["name"] == "photo" and fauve_server.style in top["name"]
+    assert top["offsets"] == [10, 10] and top["size"] == [40, 30] and top["has_mask"]
+    styled = r.rgba("layer0.rgba", (40, 30)).astype(int)
+    assert np.abs(styled - r.rgba("before.rgba")[10:40, 10:50]).mean() > 10
 
 
 # --- the plug-in's server side, without GIMP: cancel and auto-start ---------------------------------
