@@ -296,6 +296,8 @@ class HubHandler(BaseHTTPRequestHandler):
             self._error(err)
         except (ValueError, KeyError, json.JSONDecodeError) as err:
             self._error(HubError(400, f"Bad request: {err}"))
+        except Exception as err:  # noqa: BLE001 - a server bug must show up as a 500, not a dropped connection
+            self._error(HubError(500, f"Internal error: {type(err).__name__}: {err}"))
 
     do_GET = do_HEAD = do_POST = do_PUT = _dispatch
 

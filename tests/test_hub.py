@@ -58,6 +58,33 @@ def python(env: dict, code: str) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+HUB_CALLS = """
+import json, sys
+from fauve.errors import FauveError
+from fauve import hub
+
+def attempt(fn, *args, **kwargs):
+    # A FauveError becomes {"error", "hint", "code"}; anything else is a traceback and fails the test.
+    try:
+        result = fn(*args, **kwargs)
+    except FauveError as err:
+        return {"error": err.message, "hint": err.hint, "code": err.code}
+    if hasattr(result, "folder"):
+        return {"folder": str(result.folder), "commit": result.commit, "downloaded": result.downloaded}
+    if hasattr(result, "commit_oid"):
+        return {"commit": result.commit_oid, "changed": result.changed, "notes": result.notes}
+    return result
+"""
+
+
+def hub_calls(env: dict, body: str) -> dict:
+    """Run fauve.hub calls in one torch-free subprocess; ``body`` fills ``out`` (printed as JSON)."""
+    code = HUB_CALLS + "out = {}\n" + textwrap.dedent(body) + "\nassert 'torch' not in sys.modules\nprint(json.dumps(out))\n"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def tiny_model(folder: Path, method: str = "ulyanov", seed: int = 0, **config) -> Path:
     torch.manual_seed(seed)
     config = {"width": 0.125, **config}
@@ -123,7 +150,7 @@ def test_publish_pull_round_trip_then_cache_then_offline(hub_server, tmp_path):
 
     assert pub["changed"]
     # Publishing the same folder again makes no new commit.
-    again = fauve_json(env, "hub", "publish", str(folder), "--repo", REPO, "--private")
+    again = hub_calls(env, f'out["r"] = attempt(hub.publish, r"{folder}", "{REPO}", private=True)')["r"]
     assert again["commit"] == pub["commit"] and not again["changed"] and "is public" in again["notes"][0]
 
     pulled = fauve_json(env, "hub", "pull", REPO)
@@ -140,15 +167,15 @@ def test_publish_pull_round_trip_then_cache_then_offline(hub_server, tmp_path):
 
     # A second pull is served from the cache: no new GET of the weights.
     seen = len(hub_server.requests)
-    again = fauve_json(env, "hub", "pull", REPO)
-    assert again["from_cache"] and again["folder"] == pulled["folder"]
+    again = hub_calls(env, f'out["r"] = attempt(hub.pull, "{REPO}")')["r"]
+    assert not again["downloaded"] and again["folder"] == pulled["folder"]
     assert not resolve_gets(hub_server.requests_since(seen), "model.safetensors")
     assert hub_server.requests_since(seen)  # it did ask the Hub for the current commit
 
     # Server gone, HF_HUB_OFFLINE=1: loading still works, from the cache.
     hub_server.stop()
     offline = hub_env(hub_server, tmp_path / "hf", offline=True)
-    assert fauve_json(offline, "hub", "pull", REPO)["folder"] == pulled["folder"]
+    assert hub_calls(offline, f'out["r"] = attempt(hub.pull, "{REPO}")')["r"]["folder"] == pulled["folder"]
     info = stylize_in_subprocess(offline, REPO, tmp_path / "offline.npy")
     assert info["source"] == "cached"
     assert np.array_equal(np.load(tmp_path / "offline.npy"), here)
@@ -209,51 +236,71 @@ def test_model_info_with_and_without_revision_tree_and_pull_by_revision(hub_serv
     assert got["sub"] == ["samples/grid.png"]
     assert got["paths"] == ["config.json", "samples"] and got["exists"] is False
 
-    info = fauve_json(env, "hub", "info", REPO, "--revision", first)
+    got = hub_calls(env, f"""
+        out["info"] = attempt(hub.repo_summary, "{REPO}", revision="{first}")
+        out["old"] = attempt(hub.pull, "{REPO}", revision="{first}", progress=False)
+        out["new"] = attempt(hub.pull, "{REPO}", progress=False)
+    """)
+    info = got["info"]
     assert info["sha"] == first and {"path": "model.safetensors", "size": (v1 / "model.safetensors").stat().st_size,
                                      "sha256": sha256(v1 / "model.safetensors")} in info["files"]
-    old = fauve_json(env, "hub", "pull", REPO, "--revision", first)
-    assert old["commit"] == first and sha256(Path(old["folder"]) / "model.safetensors") == sha256(v1 / "model.safetensors")
-    new = fauve_json(env, "hub", "pull", REPO)
-    assert new["commit"] == second and sha256(Path(new["folder"]) / "model.safetensors") == sha256(v2 / "model.safetensors")
+    assert got["old"]["commit"] == first and sha256(Path(got["old"]["folder"]) / "model.safetensors") == sha256(v1 / "model.safetensors")
+    assert got["new"]["commit"] == second and sha256(Path(got["new"]["folder"]) / "model.safetensors") == sha256(v2 / "model.safetensors")
+    # The CLI shows the same.
+    assert fauve_json(env, "hub", "info", REPO)["sha"] == second
 
 
 def test_clear_errors_unknown_repo_revision_folder_and_network(hub_server, tmp_path):
     env = hub_env(hub_server, tmp_path / "hf")
+    # The CLI: one line of error, a hint, exit code 2, no traceback.
     err = fauve(env, "hub", "pull", "fauve/no-such-model", ok=False).stderr
     assert "fauve/no-such-model" in err and "no such repo" in err
-    hub_server.seed(REPO, tiny_model(tmp_path / "model"))
-    assert "revision 'v9' does not exist" in fauve(env, "hub", "pull", REPO, "--revision", "v9", ok=False).stderr
-    assert "is not a Hub repo id" in fauve(env, "hub", "pull", "not-a-repo", ok=False).stderr
+    model = tiny_model(tmp_path / "model")
+    hub_server.seed(REPO, model)
     (tmp_path / "empty").mkdir()
-    assert "no config.json" in fauve(env, "hub", "publish", str(tmp_path / "empty"), "--repo", REPO, ok=False).stderr
-    # A repo that is not a fauve model.
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("hello")
     hub_server.seed("fauve/not-a-model", tmp_path / "other")
-    assert "not a usable fauve model" in fauve(env, "hub", "pull", "fauve/not-a-model", ok=False).stderr
+    got = hub_calls(env, f"""
+        out["revision"] = attempt(hub.pull, "{REPO}", revision="v9", progress=False)
+        out["bad_id"] = attempt(hub.pull, "not-a-repo")
+        out["empty"] = attempt(hub.publish, r"{tmp_path / 'empty'}", "{REPO}")
+        out["not_model"] = attempt(hub.pull, "fauve/not-a-model", progress=False)
+        out["no_entry"] = attempt(hub.repo_summary, "fauve/nope")
+    """)
+    assert "revision 'v9' does not exist" in got["revision"]["error"] and got["revision"]["code"] == "hub_not_found"
+    assert "is not a Hub repo id" in got["bad_id"]["error"]
+    assert "no config.json" in got["empty"]["error"] and got["empty"]["hint"]
+    assert "not a usable fauve model" in got["not_model"]["error"]
+    assert got["no_entry"]["code"] == "hub_not_found"
     hub_server.stop()
-    err = fauve(env, "hub", "publish", str(tmp_path / "model"), "--repo", REPO, ok=False).stderr
-    assert "unreachable" in err
-    assert "unreachable" in fauve(env, "hub", "pull", "fauve/never-pulled", ok=False).stderr
+    got = hub_calls(env, f"""
+        out["publish"] = attempt(hub.publish, r"{model}", "{REPO}")
+        out["pull"] = attempt(hub.pull, "fauve/never-pulled", progress=False)
+    """)
+    for what in ("publish", "pull"):
+        assert "unreachable" in got[what]["error"] and got[what]["code"] == "hub_network" and got[what]["hint"]
 
 
 def test_tokens_private_repos_and_auth_errors(hub_server_factory, tmp_path):
     server = hub_server_factory(tokens={"hf_writer": "fauve", "hf_stranger": "someone"})
     folder = tiny_model(tmp_path / "model")
     env = hub_env(server, tmp_path / "hf")
-    err = fauve(env, "hub", "publish", str(folder), "--repo", REPO, "--private", ok=False).stderr
-    assert "refused access (401)" in err and "--token" in err
-    err = fauve(env, "hub", "publish", str(folder), "--repo", REPO, "--token", "hf_stranger", ok=False).stderr
-    assert "refused access (403)" in err
-    pub = fauve_json(env, "hub", "publish", str(folder), "--repo", REPO, "--private", "--token", "hf_writer")
-    assert server.store.meta(REPO)["private"] is True and pub["commit"] == server.head(REPO)
-    err = fauve(env, "hub", "pull", REPO, ok=False).stderr
-    assert "or it is private" in err and "--token" in err
-    pulled = fauve_json(env, "hub", "pull", REPO, "--token", "hf_writer")
-    assert sha256(Path(pulled["folder"]) / "model.safetensors") == sha256(folder / "model.safetensors")
-    forced = fauve_json(env, "hub", "pull", REPO, "--token", "hf_writer", "--force")
-    assert not forced["from_cache"] and "model.safetensors" in forced["downloaded"]
+    got = hub_calls(env, f"""
+        folder = r"{folder}"
+        out["anonymous"] = attempt(hub.publish, folder, "{REPO}", private=True)
+        out["stranger"] = attempt(hub.publish, folder, "{REPO}", token="hf_stranger")
+        out["writer"] = attempt(hub.publish, folder, "{REPO}", private=True, token="hf_writer")
+        out["pull_anonymous"] = attempt(hub.pull, "{REPO}", progress=False)
+        out["pull_writer"] = attempt(hub.pull, "{REPO}", token="hf_writer", progress=False)
+        out["pull_forced"] = attempt(hub.pull, "{REPO}", token="hf_writer", force=True, progress=False)
+    """)
+    assert "refused access (401)" in got["anonymous"]["error"] and "--token" in got["anonymous"]["hint"]
+    assert "refused access (403)" in got["stranger"]["error"] and got["stranger"]["code"] == "hub_auth"
+    assert server.store.meta(REPO)["private"] is True and got["writer"]["commit"] == server.head(REPO)
+    assert "or it is private" in got["pull_anonymous"]["error"] and "--token" in got["pull_anonymous"]["hint"]
+    assert sha256(Path(got["pull_writer"]["folder"]) / "model.safetensors") == sha256(folder / "model.safetensors")
+    assert "model.safetensors" in got["pull_forced"]["downloaded"]
 
 
 def write_catalog(root: Path, models: list[dict]) -> Path:
