@@ -493,6 +493,7 @@ class HubHandler(BaseHTTPRequestHandler):
             tags.append(card["library_name"])
         if card.get("license"):
             tags.append(f"license:{card['license']}")
+        tags = list(dict.fromkeys(tags))
         self._json({
             "_id": hashlib.md5(repo_id.encode()).hexdigest()[:24], "id": repo_id, "modelId": repo_id,
             "author": repo_id.split("/")[0], "sha": commit_id, "lastModified": commit["date"],
