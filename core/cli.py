@@ -20,6 +20,8 @@ COMMANDS = [
     "fauve.commands_optimize",
     "fauve.commands_train",
     "fauve.commands_hub",
+    "fauve.export",
+    "fauve.bench",
 ]
 
 

@@ -100,10 +100,12 @@ def _split(array: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
 def to_float01(array: np.ndarray) -> np.ndarray:
     """uint8 / uint16 / other integers / floats → float32 in [0, 1] (floats are clipped, NaN → 0)."""
     array = np.asarray(array)
-    if array.dtype == np.uint8:
-        out = array.astype(np.float32) / 255.0
-    elif array.dtype == np.uint16:
-        out = array.astype(np.float32) / 65535.0
+    if array.dtype in (np.uint8, np.uint16):  # row blocks: no full-size temporaries (large images)
+        out = np.empty(array.shape, np.float32)
+        scale = np.float32(255.0 if array.dtype == np.uint8 else 65535.0)
+        for block in _row_blocks(array.shape):
+            np.divide(array[block], scale, out=out[block], dtype=np.float32)
+        return out
     elif array.dtype == bool:
         out = array.astype(np.float32)
     elif np.issubdtype(array.dtype, np.integer):
@@ -116,14 +118,27 @@ def to_float01(array: np.ndarray) -> np.ndarray:
     return np.clip(out, 0.0, 1.0)
 
 
+def _row_blocks(shape: tuple[int, ...], pixels: int = 1 << 20) -> list[tuple[slice, ...]]:
+    """Index tuples covering ``shape`` in blocks of whole rows, about ``pixels`` elements each."""
+    if len(shape) == 0:
+        return [()]
+    row = int(np.prod(shape[1:])) if len(shape) > 1 else 1
+    step = max(1, pixels // max(1, row))
+    return [(slice(y, y + step),) for y in range(0, max(shape[0], 1), step)]
+
+
 def from_float01(array: np.ndarray, dtype: np.dtype | type) -> np.ndarray:
     """float in [0, 1] → ``dtype`` (uint8 / uint16 rounded, floats clipped)."""
-    array = np.clip(np.asarray(array, dtype=np.float32), 0.0, 1.0)
     dtype = np.dtype(dtype)
-    if dtype == np.uint8:
-        return np.rint(array * 255.0).astype(np.uint8)
-    if dtype == np.uint16:
-        return np.rint(array * 65535.0).astype(np.uint16)
+    if dtype in (np.uint8, np.uint16):  # row blocks: no full-size float temporaries (large images)
+        array = np.asarray(array)
+        out = np.empty(array.shape, dtype)
+        top = np.float32(255.0 if dtype == np.uint8 else 65535.0)
+        for block in _row_blocks(array.shape):
+            part = np.clip(np.asarray(array[block], dtype=np.float32), 0.0, 1.0)
+            out[block] = np.rint(part * top)
+        return out
+    array = np.clip(np.asarray(array, dtype=np.float32), 0.0, 1.0)
     if np.issubdtype(dtype, np.floating):
         return array.astype(dtype)
     raise ValueError(f"cannot convert to {dtype}")
