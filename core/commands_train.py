@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fauve.train.data import find_images
-from fauve.train.methods import DEFAULTS
+from fauve.train.defaults import DEFAULTS
 
 
 def _layers(text: str) -> tuple[str, ...]:
@@ -69,6 +68,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _style_list(args) -> list[str]:
+    from fauve.train.data import find_images
+
     if getattr(args, "add_style", None):
         return list(args.add_style)
     if getattr(args, "styles", None):
@@ -79,7 +80,7 @@ def _style_list(args) -> list[str]:
 
 def run(args) -> int:
     from fauve.errors import FauveError
-    from fauve.train import TrainConfig, train
+    from fauve.train.loop import TrainConfig, train
 
     if getattr(args, "add_style", None) and not args.from_model:
         raise FauveError("--add-style needs --from MODEL.", "Pass the dumoulin model folder to extend with --from.")

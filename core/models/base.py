@@ -110,6 +110,14 @@ class StyleModel(
     def save_pretrained(self, save_directory: str | Path, *, config: dict | None = None, **kwargs: Any):  # type: ignore[override]
         return super().save_pretrained(save_directory, config=self.hub_config(), **kwargs)
 
+    def generate_model_card(self, *args: Any, **kwargs: Any):
+        """Our own card (method, paper, styles, loss network), not huggingface_hub's generic one."""
+        from huggingface_hub import ModelCard
+
+        from fauve.modelcard import render_model_card
+
+        return ModelCard(render_model_card(self.hub_config()))
+
     def _save_pretrained(self, save_directory: Path) -> None:
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
         tmp = Path(save_directory) / (constants.SAFETENSORS_SINGLE_FILE + ".tmp")

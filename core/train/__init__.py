@@ -1,5 +1,2 @@
-"""Trainers for all five methods: one loop (loop.py), per-method losses (methods.py), data (data.py)."""
-
-from fauve.train.loop import TrainConfig, train
-
-__all__ = ["TrainConfig", "train"]
+"""Trainers for all five methods: one loop (loop.py), per-method losses (methods.py), data (data.py),
+per-method defaults (defaults.py, torch-free)."""

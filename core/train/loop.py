@@ -282,8 +282,12 @@ def _export(model, method, cfg: TrainConfig, out: Path, last: dict, skipped: int
     export.style_sources = [Path(p).name for p in cfg.styles]
     if cfg.half_weights:
         export = export.half()
+    (out / "README.md").unlink(missing_ok=True)  # a re-export replaces the card
     export.save_pretrained(out)
     _write_samples(model, method, cfg, next(model.parameters()).device, out / "samples.png")
+    from fauve.modelcard import write_model_card
+
+    write_model_card(out, style_images=list(cfg.styles), sample_grid=out / "samples.png")
 
 
 def _with_named_styles(export, method):
