@@ -1,0 +1,126 @@
+"""The papers' formulas hold for our layers, every generator keeps odd sizes, and saved models reload exactly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from fauve.models import build_model, load_model
+from fauve.models.layers import EPS, CoMatch, ConditionalInstanceNorm, InstanceNorm, adain, gram_matrix, mean_std
+from fauve.pipeline import Stylizer
+
+METHODS = ["johnson", "ulyanov", "dumoulin", "msgnet", "adain"]
+STYLES = {"dumoulin": ["a", "b", "c"], "msgnet": ["a", "b"], "adain": ["a", "b"]}
+
+
+def tiny(method: str) -> torch.nn.Module:
+    """A tiny model of ``method`` whose every parameter and buffer is random (as after training)."""
+    torch.manual_seed(0)
+    names = STYLES.get(method)
+    kw = {"num_styles": len(names), "style_names": names} if names else {}
+    if method == "msgnet":
+        kw["num_blocks"] = 1
+    model = build_model(method, width=0.125, **kw)
+    with torch.no_grad():
+        for name, tensor in list(model.named_parameters()) + list(model.named_buffers()):
+            leaf = name.rsplit(".", 1)[-1]
+            if not tensor.is_floating_point() or name.startswith("encoder.") and method == "adain":
+                continue
+            if leaf in ("running_var", "style_stds"):
+                tensor.uniform_(0.5, 1.5)
+            elif leaf in ("running_mean", "style_means", "bias", "beta"):
+                tensor.normal_(0.0, 0.1)
+            elif leaf == "gamma" or (leaf == "weight" and tensor.dim() == 1):
+                tensor.normal_(1.0, 0.3)
+            elif leaf == "style_grams":
+                tensor.uniform_(0.0, 0.01)
+    return model.eval()
+
+
+def test_instance_norm_output_has_zero_mean_and_unit_variance():
+    x = torch.randn(2, 5, 13, 17) * 3.0 + 7.0
+    y = InstanceNorm(5)(x)
+    mean = y.mean(dim=(2, 3))
+    var = y.var(dim=(2, 3), unbiased=False)
+    assert torch.allclose(mean, torch.zeros_like(mean), atol=1e-5)
+    assert torch.allclose(var, torch.ones_like(var), atol=1e-3)  # eps = 1e-5 against a variance of ~9
+
+
+def test_cin_with_one_hot_weights_is_instance_norm_with_that_rows_affine():
+    torch.manual_seed(1)
+    cin = ConditionalInstanceNorm(6, num_styles=4)
+    with torch.no_grad():
+        cin.gamma.normal_(1.0, 0.5)
+        cin.beta.normal_(0.0, 0.5)
+    x = torch.randn(3, 6, 9, 11)
+    for k in range(4):
+        w = torch.zeros(3, 4)
+        w[:, k] = 1.0
+        expected = torch.nn.functional.instance_norm(x, weight=cin.gamma[k], bias=cin.beta[k], eps=EPS)
+        assert torch.allclose(cin(x, w), expected, atol=1e-5)
+
+
+def test_cin_mixing_is_linear_in_the_weights():
+    torch.manual_seed(2)
+    cin = ConditionalInstanceNorm(4, num_styles=3)
+    with torch.no_grad():
+        cin.gamma.normal_(1.0, 0.5)
+        cin.beta.normal_(0.0, 0.5)
+    x = torch.randn(1, 4, 8, 8)
+    w1, w2 = torch.tensor([[0.2, 0.5, 0.3]]), torch.tensor([[0.7, 0.0, 0.3]])
+    a, b = 0.3, 1.7
+    assert torch.allclose(cin(x, a * w1 + b * w2), a * cin(x, w1) + b * cin(x, w2), atol=1e-5)
+
+
+def test_adain_output_has_the_styles_channel_mean_and_std():
+    torch.manual_seed(3)
+    content = torch.randn(2, 8, 10, 12) * 2.0 + 1.0
+    style_mean = torch.randn(2, 8, 1, 1)
+    style_std = torch.rand(2, 8, 1, 1) + 0.5
+    out_mean, out_std = mean_std(adain(content, style_mean, style_std))
+    assert torch.allclose(out_mean, style_mean, atol=1e-5)
+    assert torch.allclose(out_std, style_std, atol=1e-3)
+
+
+def test_comatch_shapes_and_zero_weight_gives_zero():
+    torch.manual_seed(4)
+    layer = CoMatch(16)
+    x = torch.randn(3, 16, 7, 9)
+    gram = gram_matrix(torch.randn(1, 16, 5, 5))
+    y = layer(x, gram)
+    assert y.shape == x.shape and gram.shape == (1, 16, 16)
+    # Y = (W·G)ᵀ X̃ by hand, for the first sample
+    expected = ((layer.weight[0] @ gram[0]).T @ x[0].reshape(16, -1)).reshape(16, 7, 9)
+    assert torch.allclose(y[0], expected, atol=1e-5)
+    with torch.no_grad():
+        layer.weight.zero_()
+    assert torch.count_nonzero(layer(x, gram)) == 0
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("size", [(33, 47), (17, 16), (50, 19), (16, 101)])
+def test_every_generator_keeps_odd_sizes_through_the_pipeline(method, size):
+    stylizer = Stylizer(tiny(method), device="cpu")
+    rgb = np.random.default_rng(0).random((*size, 3), dtype=np.float32)
+    out = stylizer.run(rgb)
+    assert out.shape == rgb.shape and np.isfinite(out).all()
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_save_load_round_trip_gives_identical_outputs(method, tmp_path):
+    model = tiny(method)
+    model.save_pretrained(tmp_path / method)
+    assert {"config.json", "model.safetensors"} <= {p.name for p in (tmp_path / method).iterdir()}
+    assert not list((tmp_path / method).glob("*.bin")) and not list((tmp_path / method).glob("*.pt"))  # no pickles
+    loaded = load_model(tmp_path / method)
+    assert type(loaded) is type(model)
+    x = torch.rand(1, 3, 32, 40)
+    with torch.no_grad():
+        if method in STYLES:
+            w = torch.tensor([0.25] + [0.75 / (len(STYLES[method]) - 1)] * (len(STYLES[method]) - 1))
+            a, b = model(x, w), loaded(x, w)
+        else:
+            a, b = model(x), loaded(x)
+    assert torch.equal(a, b)
+    assert loaded.style_names == model.style_names
