@@ -22,6 +22,7 @@ COMMANDS = [
     "fauve.commands_hub",
     "fauve.export",
     "fauve.bench",
+    "fauve.commands_eval",
 ]
 
 
