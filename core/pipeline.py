@@ -482,13 +482,15 @@ class Stylizer:
         return model.decoder(t)
 
     def _stylize_tensor(self, x: torch.Tensor, cond: Conditioning, tile: int | None, overlap: int, context: int | None,
-                        progress: Callable[[float], None] | None, cancel: Any) -> torch.Tensor:
-        """(1, 3, H, W) CPU float → stylized (1, 3, H, W) CPU float in [0, 1]."""
+                        progress: Callable[[float], None] | None, cancel: Any, inplace: bool = False) -> torch.Tensor:
+        """(1, 3, H, W) CPU float → stylized (1, 3, H, W) CPU float in [0, 1]. ``inplace``: tiled
+        output may overwrite ``x`` (the caller does not need the input afterwards)."""
         m = self.model.size_multiple
         h, w = x.shape[-2:]
         pad_h, pad_w = (-h) % m, (-w) % m
         if pad_h or pad_w:
             x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
+            inplace = True  # a padded copy: nobody else reads it
         masks = cond.masks
         if masks is not None:
             masks = F.pad(masks[None], (0, pad_w, 0, pad_h), mode="replicate")[0]
@@ -498,11 +500,11 @@ class Stylizer:
             _check_cancel(cancel)
             out = self._forward(self._prepare(x), cond, None if masks is None else masks.to(self.device)).cpu()
         else:
-            out = self._tiled(x, cond, masks, tile, overlap, context, progress, cancel)
+            out = self._tiled(x, cond, masks, tile, overlap, context, progress, cancel, inplace)
         return out[..., :h, :w].clamp_(0.0, 1.0)
 
     def _tiled(self, x: torch.Tensor, cond: Conditioning, masks: torch.Tensor | None, tile: int, overlap: int,
-               context: int | None, progress: Callable[[float], None] | None, cancel: Any) -> torch.Tensor:
+               context: int | None, progress: Callable[[float], None] | None, cancel: Any, inplace: bool = False) -> torch.Tensor:
         m = self.model.size_multiple
         if tile < MIN_TILE:
             raise FauveError(f"Tile size {tile} is too small.", f"Use --tile {MIN_TILE} or more (512 suits most GPUs).", code="bad_option")
@@ -516,7 +518,6 @@ class Stylizer:
         ys, xs = _positions(h, tile, step), _positions(w, tile, step)
         windows = [(y0, x0) for y0 in ys for x0 in xs]
         total = len(windows) + 1
-        acc = torch.zeros(3, h, w)
         # Each window's weight is ramp_y ⊗ ramp_x on a grid of windows, so the summed weight is
         # (Σ ramp_y) ⊗ (Σ ramp_x): two vectors instead of an H×W image (memory: bench --large).
         weight_y, weight_x = torch.zeros(h), torch.zeros(w)
@@ -532,19 +533,32 @@ class Stylizer:
         shared.stats, shared.mode = stats["norm"], "frozen"
         if not self.share_stats:
             shared.layers, stats = [], {"norm": None}
+        # Memory: windows run band by band (one row of windows); rows above the next band's start
+        # are final, so they are normalised and written out, and the band's accumulator (window
+        # height × image width) rolls down. The output goes into ``x`` itself when ``inplace``
+        # (later windows read only rows at or below their band's start), else into a new image.
+        th, tw = min(tile, h), min(tile, w)
+        target = x[0] if inplace else torch.empty(3, h, w)
+        band = torch.zeros(3, th, w)
+        n = 1
         with shared:
-            for n, (y0, x0) in enumerate(windows, start=2):
-                _check_cancel(cancel)
-                th, tw = min(tile, h), min(tile, w)
-                crop = x[..., y0:y0 + th, x0:x0 + tw]
-                crop_masks = None if masks is None else masks[:, y0:y0 + th, x0:x0 + tw].to(self.device)
-                out = self._guarded(lambda: self._forward(self._prepare(crop), cond, crop_masks, stats.get("adain"), stats["norm"]))[0].cpu()
-                ramp = _ramp(th, y0 == 0, y0 + th == h, context, overlap)[:, None] * _ramp(tw, x0 == 0, x0 + tw == w, context, overlap)[None, :]
-                acc[:, y0:y0 + th, x0:x0 + tw] += out * ramp
-                if progress:
-                    progress(n / total)
-        acc.div_(weight_y.clamp_min(1e-8).view(1, h, 1)).div_(weight_x.clamp_min(1e-8).view(1, 1, w))  # in place
-        return acc[None]
+            for i, y0 in enumerate(ys):
+                ramp_y = _ramp(th, y0 == 0, y0 + th == h, context, overlap)
+                for x0 in xs:
+                    _check_cancel(cancel)
+                    n += 1
+                    crop = x[..., y0:y0 + th, x0:x0 + tw]
+                    crop_masks = None if masks is None else masks[:, y0:y0 + th, x0:x0 + tw].to(self.device)
+                    out = self._guarded(lambda: self._forward(self._prepare(crop), cond, crop_masks, stats.get("adain"), stats["norm"]))[0].cpu()
+                    ramp = ramp_y[:, None] * _ramp(tw, x0 == 0, x0 + tw == w, context, overlap)[None, :]
+                    band[:, :, x0:x0 + tw] += out * ramp
+                    if progress:
+                        progress(n / total)
+                done = (ys[i + 1] if i + 1 < len(ys) else h) - y0
+                final = band[:, :done].div_(weight_y[y0:y0 + done].clamp_min(1e-8).view(1, done, 1))
+                target[:, y0:y0 + done] = final.div_(weight_x.clamp_min(1e-8).view(1, 1, w))
+                band = torch.cat([band[:, done:], torch.zeros(3, done, w)], dim=1)
+        return target[None]
 
     def _stats_budget(self, tile: int) -> int:
         return int(self.stats_pixels or STATS_TILES * tile * tile)
@@ -679,7 +693,10 @@ class Stylizer:
                 size = (max(MIN_SIDE, round(h * cond.content_scale)), max(MIN_SIDE, round(w * cond.content_scale)))
                 work = _resize_np(rgb, size)
             x = torch.from_numpy(work).permute(2, 0, 1)[None]  # a view: tiles are copied out one at a time
-            out = self._guarded(lambda: self._stylize_tensor(x, cond, tile, overlap, context, progress, cancel))
+            # Tiled output may overwrite the float input when nothing below reads it again.
+            inplace = work is not rgb or (preserve_color in (None, "none") and blend_mask is None
+                                          and (strength >= 1.0 or self.method == "adain"))
+            out = self._guarded(lambda: self._stylize_tensor(x, cond, tile, overlap, context, progress, cancel, inplace))
             out_rgb = out[0].permute(1, 2, 0).numpy()
             if out_rgb.shape[:2] != (h, w):
                 out_rgb = _resize_np(out_rgb, (h, w))
