@@ -37,6 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--mask", metavar="IMG", help="grayscale mask the size of the input: white = stylized, black = photo")
     p.add_argument("--tile", type=int, metavar="N", help="process in N-pixel tiles (bounded memory; e.g. 512)")
     p.add_argument("--overlap", type=int, default=32, help="feathered overlap between tiles, pixels")
+    p.add_argument("--exact-stats", action="store_true", help="with --tile on instance-norm models: exact full-resolution "
+                   "normalisation statistics (tiled = untiled; slower) instead of statistics from the downscaled image")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"], help="autocast on GPUs (CPU: fp32)")
     p.add_argument("--backend", default="torch", choices=["torch", "onnxruntime"], help="run the network in PyTorch or onnxruntime (fp32; pip install 'fauve[onnx]')")
@@ -143,7 +145,8 @@ def _run(args: argparse.Namespace) -> int:
         style_images = [read_image(p).rgb for p in args.style_image]
     mask = read_image(args.mask, min_side=1).rgb[:, :, 0] if args.mask else None
     model, style, source = _pick_model(args, args.device)
-    stylizer = Stylizer(model, device=args.device, precision=args.precision, backend=args.backend)
+    stylizer = Stylizer(model, device=args.device, precision=args.precision, backend=args.backend,
+                          exact_stats=args.exact_stats)
     mix = parse_mix(args.mix)
     report: dict[str, Any] = {"ok": True, "style": source, "method": model.method, "device": str(stylizer.device),
                               "precision": stylizer.precision, "backend": stylizer.backend, "outputs": [], "errors": []}
