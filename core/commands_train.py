@@ -51,6 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--width", type=float, default=None, help="channel width multiplier (0.5 halves every layer)")
         if name in ("johnson", "ulyanov", "dumoulin"):
             p.add_argument("--upsample", choices=["nearest", "transposed"], default="nearest", help="nearest+conv (no checkerboard) or the paper's transposed conv")
+            p.add_argument("--residual-output", action="store_true",
+                           help="output = input + network(input): starts as the identity, learns faster on small budgets (not in the paper)")
         if name == "johnson":
             p.add_argument("--norm", choices=["batch", "instance"], default="batch", help="the paper's BatchNorm, or InstanceNorm for comparisons")
         p.add_argument("--vgg", dest="vgg_source", choices=["auto", "torchvision", "hed"], default="auto", help="VGG16 weight source of the loss network")
@@ -89,7 +91,7 @@ def run(args) -> int:
         style_size=args.style_size, batch_size=args.batch_size, iters=args.iters, lr=args.lr,
         content_weight=args.content_weight, style_weight=args.style_weight, tv_weight=args.tv_weight,
         content_layers=args.content_layers, style_layers=args.style_layers, width=args.width,
-        upsample=getattr(args, "upsample", "nearest"), norm=getattr(args, "norm", "batch"), vgg_source=args.vgg_source,
+        upsample=getattr(args, "upsample", "nearest"), residual_output=getattr(args, "residual_output", False), norm=getattr(args, "norm", "batch"), vgg_source=args.vgg_source,
         seed=args.seed, device=args.device, precision=args.precision, compile=args.compile,
         channels_last=args.channels_last, checkpoint_every=args.checkpoint_every, sample_every=args.sample_every,
         resume=args.resume, half_weights=args.half, add_style_from=getattr(args, "from_model", None),

@@ -77,7 +77,7 @@ class StyleModel(
         self.style_sources = style_sources
 
     # -- configuration ---------------------------------------------------------------------------
-    arch_keys: ClassVar[tuple[str, ...]] = ("width", "upsample", "norm", "num_blocks", "vgg_source")
+    arch_keys: ClassVar[tuple[str, ...]] = ("width", "upsample", "norm", "num_blocks", "vgg_source", "residual_output")
 
     def hub_config(self) -> dict[str, Any]:
         from fauve import __version__

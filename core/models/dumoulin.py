@@ -20,10 +20,10 @@ class DumoulinNet(StyleModel, method="dumoulin"):
     size_multiple = 4
     multi_style = True
 
-    def __init__(self, width: float = 1.0, upsample: str = "nearest", num_styles: int = 1, **meta) -> None:
+    def __init__(self, width: float = 1.0, upsample: str = "nearest", num_styles: int = 1, residual_output: bool = False, **meta) -> None:
         super().__init__(num_styles=num_styles, **meta)
-        self.width, self.upsample = width, upsample
-        self.net = TransformerNet(width, "conditional", upsample, num_styles=num_styles)
+        self.width, self.upsample, self.residual_output = width, upsample, residual_output
+        self.net = TransformerNet(width, "conditional", upsample, num_styles=num_styles, residual_output=residual_output)
 
     def cin_layers(self) -> list[ConditionalInstanceNorm]:
         return [m for m in self.modules() if isinstance(m, ConditionalInstanceNorm)]

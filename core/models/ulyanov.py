@@ -12,5 +12,5 @@ from fauve.models.johnson import JohnsonNet
 class UlyanovNet(JohnsonNet, method="ulyanov"):
     """Johnson's transformer with instance normalisation (one style per model)."""
 
-    def __init__(self, width: float = 1.0, upsample: str = "nearest", **meta) -> None:
-        super().__init__(width=width, upsample=upsample, norm="instance", **meta)
+    def __init__(self, width: float = 1.0, upsample: str = "nearest", residual_output: bool = False, **meta) -> None:
+        super().__init__(width=width, upsample=upsample, norm="instance", residual_output=residual_output, **meta)

@@ -21,7 +21,7 @@ def extend_dumoulin(cfg, method, device: torch.device):
         raise FauveError(f"{cfg.add_style_from} is a {old.method} model, not dumoulin.", "Pass --from a folder made by `fauve train dumoulin`.")
     n_old, k = old.num_styles, len(method.styles)
     model = build_model(
-        "dumoulin", width=old.width, upsample=old.upsample, num_styles=n_old + k,
+        "dumoulin", width=old.width, upsample=old.upsample, residual_output=old.residual_output, num_styles=n_old + k,
         style_names=old.style_names + method.style_names,
     )
     state = old.state_dict()

@@ -46,6 +46,7 @@ class TrainConfig:
     style_layers: tuple[str, ...] | None = None
     width: float | None = None
     upsample: str = "nearest"
+    residual_output: bool = False
     norm: str = "batch"
     vgg_source: str = "auto"
     seed: int = 0
@@ -192,6 +193,8 @@ def train(cfg: TrainConfig) -> Path:
             writer.writerow([step + 1, *(f"{last[k]:.6g}" for k in ("loss", "content", "style", "tv")), f"{time.perf_counter() - t0:.2f}", len(stream.skipped)])
             bar.set_postfix(loss=f"{last['loss']:.3f}", c=f"{last['content']:.3f}", s=f"{last['style']:.3f}")
             done = step + 1
+            if done % 10 == 0:
+                log_file.flush()
             if done % cfg.sample_every == 0 or done == cfg.iters:
                 _write_samples(model, method, cfg, device, out / "samples" / f"step{done:06d}.png")
             if done % cfg.checkpoint_every == 0 or done == cfg.iters:

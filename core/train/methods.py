@@ -74,7 +74,8 @@ class GramMethod(Method):
         self.target_grams = {name: torch.cat([g[name] for g in per_style]) for name in self.cfg.style_layers}
 
     def build(self) -> StyleModel:
-        kw = dict(width=self.cfg.width, upsample=self.cfg.upsample, num_styles=len(self.styles), style_names=self.style_names)
+        kw = dict(width=self.cfg.width, upsample=self.cfg.upsample, num_styles=len(self.styles), style_names=self.style_names,
+                  residual_output=self.cfg.residual_output)
         if self.name == "johnson":
             kw["norm"] = self.cfg.norm
         return build_model(self.name, **kw)
