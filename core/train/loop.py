@@ -162,8 +162,9 @@ def train(cfg: TrainConfig) -> Path:
     log_file = None
     if is_main:
         new_log = not (cfg.resume and log_path.is_file() and start > 0)
+        elapsed_before = 0.0
         if not new_log:
-            _truncate_log(log_path, start)
+            elapsed_before = _truncate_log(log_path, start)
         log_file = open(log_path, "w" if new_log else "a", newline="")
         writer = csv.writer(log_file)
         if new_log:
@@ -172,7 +173,7 @@ def train(cfg: TrainConfig) -> Path:
 
     autocast = _autocast(device, cfg.precision)
     model.train()
-    t0 = time.perf_counter()
+    t0 = time.perf_counter() - (elapsed_before if is_main else 0.0)
     bar = tqdm(range(start, cfg.iters), initial=start, total=cfg.iters, disable=not is_main, desc=f"train {cfg.method}", unit="it")
     last = {}
     for step in bar:
@@ -209,12 +210,14 @@ def train(cfg: TrainConfig) -> Path:
     return out
 
 
-def _truncate_log(path: Path, step: int) -> None:
-    """Drop log rows past the checkpoint, so a resumed run's log has each step once."""
+def _truncate_log(path: Path, step: int) -> float:
+    """Drop log rows past the checkpoint, so a resumed run's log has each step once; return the
+    training seconds logged so far, so the seconds column keeps counting across resumes."""
     rows = list(csv.reader(path.open()))
     kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= step]
     with path.open("w", newline="") as f:
         csv.writer(f).writerows(kept)
+    return float(kept[-1][5]) if len(kept) > 1 else 0.0
 
 
 class _NullContext:
