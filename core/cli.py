@@ -13,32 +13,38 @@ import sys
 from fauve import __version__
 from fauve.errors import FauveError
 
-COMMANDS = [
-    "fauve_bridge.gimp_install",
-    "fauve_bridge.serve",
-    "fauve.commands_stylize",
-    "fauve.commands_optimize",
-    "fauve.commands_train",
-    "fauve.commands_hub",
-    "fauve.export",
-    "fauve.bench",
-    "fauve.commands_eval",
-]
+# Subcommand name -> the module whose ``register(subparsers)`` adds it. Only the module of the command
+# being run is imported (some import torch or gradio, which takes seconds); --help imports them all.
+COMMANDS: dict[str, str] = {
+    "stylize": "fauve.commands_stylize",
+    "optimize": "fauve.commands_optimize",
+    "train": "fauve.commands_train",
+    "eval": "fauve.commands_eval",
+    "serve": "fauve_bridge.serve",
+    "gimp": "fauve_bridge.gimp_install",
+    "hub": "fauve.commands_hub",
+    "styles": "fauve.commands_hub",
+    "export": "fauve.export",
+    "bench": "fauve.bench",
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fauve", description="Real-time neural style transfer: stylize, train, serve, publish."
     )
     parser.add_argument("--version", action="version", version=f"fauve {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
+    first = next((a for a in (argv or []) if not a.startswith("-")), None)
+    modules = [COMMANDS[first]] if first in COMMANDS else list(dict.fromkeys(COMMANDS.values()))
+    for name in modules:
         importlib.import_module(name).register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

@@ -23,12 +23,7 @@ BF16_MEAN_TOLERANCE = 0.02
 
 
 def bench_cli(argv: list[str]) -> int:
-    saved = cli.COMMANDS
-    cli.COMMANDS = ["fauve.bench"]
-    try:
-        return cli.main(["bench", *argv])
-    finally:
-        cli.COMMANDS = saved
+    return cli.main(["bench", *argv])
 
 
 def relative_error(a: torch.Tensor, b: torch.Tensor, reduce=torch.max) -> float:
