@@ -1,0 +1,41 @@
+"""Every model folder shipped in hub_models/ is a valid Hub repo that loads and styles a picture."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from fauve.models import load_model
+from fauve.pipeline import Stylizer
+
+ROOT = Path(__file__).resolve().parent.parent / "hub_models"
+SHIPPED = sorted(p for p in ROOT.iterdir() if (p / "config.json").is_file())
+
+
+def test_at_least_one_style_is_bundled():
+    assert SHIPPED, "hub_models/ has no model folder: `fauve serve` would have nothing to serve"
+
+
+@pytest.mark.parametrize("folder", SHIPPED, ids=[p.name for p in SHIPPED])
+def test_shipped_model_is_a_hub_repo_that_styles_a_photo(folder):
+    names = {p.name for p in folder.iterdir()}
+    assert {"config.json", "model.safetensors", "README.md", "samples.png"} <= names
+    assert not any(n.endswith((".pt", ".pth", ".bin", ".ckpt")) for n in names), "no pickles ship"
+    card = (folder / "README.md").read_text()
+    meta = yaml.safe_load(card.split("---")[1])
+    config = json.loads((folder / "config.json").read_text())
+    assert meta["library_name"] == "fauve" and meta["pipeline_tag"] == "image-to-image"
+    assert "style-transfer" in meta["tags"] and config["method"] in meta["tags"]
+    catalog = json.loads((ROOT / "catalog.json").read_text())
+    assert folder.name in {m["folder"] for m in catalog["models"]}
+
+    model = load_model(folder)
+    rng = np.random.default_rng(0)
+    photo = (rng.random((48, 64, 3)) * 0.3 + np.linspace(0, 0.7, 64)[None, :, None]).astype(np.float32)
+    out = Stylizer(model, device="cpu").run(photo, style=0 if model.multi_style else None)
+    assert out.shape == photo.shape and np.isfinite(out).all()
+    assert np.abs(out - photo).mean() > 0.01, "the model returns the photo unchanged"
