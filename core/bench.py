@@ -20,8 +20,9 @@ A variant is a ``+``-joined set of flags: ``eager`` (no_grad, fp32), ``inference
 (``fauve.onnx_backend``). E.g. ``bf16+channels_last+compile`` on a GPU.
 
 Peak memory: on CUDA ``torch.cuda.max_memory_allocated``; on the CPU the resident-set high-water
-mark (``VmHWM`` in /proc/self/status, reset through /proc/self/clear_refs before the timed runs)
-minus the resident set just before them, i.e. what the runs themselves add.
+mark (``VmHWM`` in /proc/self/status, reset through /proc/self/clear_refs after ``malloc_trim``)
+minus the resident set at the reset, i.e. what building the variant, its first call and the warm
+runs add (onnxruntime keeps its activations in an arena allocated on the first call).
 """
 
 from __future__ import annotations
@@ -115,6 +116,7 @@ class MemoryProbe:
             torch.cuda.reset_peak_memory_stats()
             self.start_mb = torch.cuda.memory_allocated() / 2**20
             return
+        _malloc_trim()  # hand freed heap back to the OS, so reused cached memory does not hide a peak
         try:
             Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS (Linux ≥ 4.0)
         except OSError:
@@ -137,6 +139,15 @@ class MemoryProbe:
     def peak_rss_mb(self) -> float | None:
         """The process's resident-set high-water mark (since the last reset), in MiB."""
         return self._status("VmHWM")
+
+
+def _malloc_trim() -> None:
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
 
 
 def _sync(device: torch.device) -> None:
@@ -273,16 +284,18 @@ class Row:
 
 
 def time_runner(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, device: torch.device,
-                repeat: int, min_runs: int, budget_s: float) -> tuple[float, list[float], float | None]:
-    """(first-call seconds, warm run seconds, peak MiB of the warm runs)."""
+                repeat: int, min_runs: int, budget_s: float, probe: MemoryProbe | None = None) -> tuple[float, list[float], float | None]:
+    """(first-call seconds, warm run seconds, peak MiB added since ``probe`` was reset, or since
+    the first call when no probe is given)."""
+    if probe is None:
+        probe = MemoryProbe(device)
+        probe.reset()
     t0 = time.perf_counter()
     fn(x)
     _sync(device)
     first = time.perf_counter() - t0
     fn(x)  # one more warm-up: some paths (compile guards, ORT arenas, allocator) settle on the 2nd call
     _sync(device)
-    probe = MemoryProbe(device)
-    probe.reset()
     times: list[float] = []
     start = time.perf_counter()
     while len(times) < repeat and (len(times) < min_runs or time.perf_counter() - start < budget_s):
@@ -315,10 +328,12 @@ def bench_inference(methods: list[str], widths: list[float], variants: list[str]
                 multiple = model.size_multiple
                 side = size // multiple * multiple
                 x = torch.rand(1, 3, side, side, device=device, generator=torch.Generator(device=device).manual_seed(0))
+                probe = MemoryProbe(device)
+                probe.reset()  # the peak covers building the variant, its first call and the warm runs
                 setup = time.perf_counter()
                 fn = make_runner(model, variant, device, side, threads)
                 setup = time.perf_counter() - setup
-                first, times, peak = time_runner(fn, x, device, repeat, min_runs, budget_s)
+                first, times, peak = time_runner(fn, x, device, repeat, min_runs, budget_s, probe)
                 median = statistics.median(times)
                 row.first_call_s = round(setup + first, 3)
                 row.latency_ms, row.latency_min_ms, row.runs = round(median * 1e3, 2), round(min(times) * 1e3, 2), len(times)
@@ -470,7 +485,7 @@ def markdown(rows: list[Row], info: dict[str, Any], title: str) -> str:
              f"load average {info.get('load_start')} → {info.get('load_end')}.", ""]
     mode = rows[0].mode if rows else "inference"
     if mode == "inference":
-        lines += ["| method | width | variant | size | first call (s) | median (ms) | fps | MP/s | × baseline | peak mem (MiB) |",
+        lines += ["| method | width | variant | size | first call (s) | median (ms) | fps | MP/s | × baseline | peak mem added (MiB) |",
                   "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for r in rows:
             if r.error:
@@ -547,7 +562,8 @@ def _main(args: argparse.Namespace) -> int:
     info["nice"] = os.nice(0)
     if args.train:
         mode, title = "train", f"Training speed ({device})"
-        rows = bench_train(methods, args.sizes or [128, 256], device, batch=args.batch, width=args.width[0], precision=args.precision, log=log)
+        rows = bench_train(methods, args.sizes or [128, 256], device, batch=args.batch, width=args.width[0], steps=args.repeat,
+                           precision=args.precision, log=log)
     elif args.large:
         mode, title = "large", f"Large images through the tiled pipeline ({device})"
         rows = []
