@@ -137,7 +137,7 @@ def test_publish_pull_round_trip_then_cache_then_offline(hub_server, tmp_path):
     env = hub_env(hub_server, tmp_path / "hf")
 
     pub = fauve_json(env, "hub", "publish", str(folder), "--repo", REPO)
-    assert pub["card"] == "written"  # the mixin's generic card was replaced by a fauve card
+    assert pub["card"] == "kept"  # save_pretrained already wrote a fauve card (not the mixin's generic one)
     assert set(pub["files"]) == {".gitattributes", "README.md", "config.json", "model.safetensors"}
     record = hub_server.commit_record(REPO)
     assert record["id"] == pub["commit"] and record["title"].startswith("Upload ulyanov model")
@@ -425,7 +425,10 @@ def test_model_card_is_kept_by_save_pretrained_and_has_metadata(tmp_path):
     from PIL import Image
 
     folder = tiny_model(tmp_path / "m", "dumoulin", num_styles=2, style_names=["red", "blue"])
-    assert "PytorchModelHubMixin" in (folder / "README.md").read_text()  # huggingface_hub's generic card
+    saved = (folder / "README.md").read_text()  # save_pretrained writes our card, not huggingface_hub's generic one
+    assert "PytorchModelHubMixin" not in saved and "library_name: fauve" in saved
+    (folder / "README.md").unlink()
+    assert ensure_model_card(folder) == "written" and "arXiv:1610.07629" in (folder / "README.md").read_text()
     paintings = []
     for name, colour in (("red", (200, 30, 30)), ("blue", (30, 30, 200))):
         Image.new("RGB", (300, 200), colour).save(tmp_path / f"{name}.png")
