@@ -43,6 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--batch-size", type=int, default=None, help=f"default {d.batch_size}")
         p.add_argument("--iters", type=int, default=None, help=f"default {d.iters}")
         p.add_argument("--lr", type=float, default=None, help=f"default {d.lr}")
+        p.add_argument("--warmup", type=int, default=0, metavar="STEPS",
+                       help="raise the lr linearly from 0 over this many steps (keeps the first Adam steps from blowing up)")
         p.add_argument("--content-weight", type=float, default=None, help=f"default {d.content_weight}")
         p.add_argument("--style-weight", type=float, default=None, help=f"default {d.style_weight}")
         p.add_argument("--tv-weight", type=float, default=None, help=f"default {d.tv_weight}")
@@ -65,6 +67,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--sample-every", type=int, default=200)
         p.add_argument("--sample-images", nargs="*", default=[], help="photos for the sample grids (default: the first content images)")
         p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+        p.add_argument("--init", dest="init_from", metavar="MODEL",
+                       help="start from this trained model's weights (fine-tune; same method, or ulyanov for dumoulin)")
         p.add_argument("--half", action="store_true", help="save the final weights in fp16")
         p.set_defaults(func=run)
 
@@ -95,6 +99,7 @@ def run(args) -> int:
         seed=args.seed, device=args.device, precision=args.precision, compile=args.compile,
         channels_last=args.channels_last, checkpoint_every=args.checkpoint_every, sample_every=args.sample_every,
         resume=args.resume, half_weights=args.half, add_style_from=getattr(args, "from_model", None),
+        init_from=args.init_from, warmup=args.warmup,
         sample_images=args.sample_images,
     )
     out = train(cfg)

@@ -449,11 +449,8 @@ class Stylizer:
         model = self.model
         with self._autocast():
             if model.method == "adain":
-                if content_stats is None:
-                    weights = None if cond.style_weights is None else cond.style_weights.to(x.device)
-                    y = model(x, style_weights=weights, style_stats=cond.style_stats, alpha=cond.alpha, masks=masks)
-                else:
-                    y = self._adain_with_stats(x, cond, masks, content_stats)
+                weights = None if cond.style_weights is None else cond.style_weights.to(x.device)
+                y = model(x, style_weights=weights, style_stats=cond.style_stats, alpha=cond.alpha, masks=masks, content_stats=content_stats)
             elif model.method == "msgnet":
                 y = model(x, style_weights=None if cond.style_weights is None else cond.style_weights.to(x.device), target_gram=cond.target_gram)
             elif model.multi_style:
@@ -461,25 +458,6 @@ class Stylizer:
             else:
                 y = model(x)
         return y.float()
-
-    def _adain_with_stats(self, x: torch.Tensor, cond: Conditioning, masks: torch.Tensor | None,
-                          content_stats: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        """AdaINNet.forward with the content's relu4_1 statistics given instead of measured:
-        t = α·(σ_s·(f(c) − μ_c)/σ_c + μ_s) + (1 − α)·f(c), decoded by the model's decoder."""
-        model = self.model
-        means, stds = cond.style_stats if cond.style_stats is not None else (model.style_means, model.style_stds)
-        content = model.encode(x)["relu4_1"]
-        mean_c, std_c = (s.to(content.dtype).view(1, -1, 1, 1) for s in content_stats)
-        normalized = (content - mean_c) / std_c
-        means, stds = means.to(content.dtype), stds.to(content.dtype)
-        if masks is None:
-            w = cond.style_weights.to(content.device, content.dtype) if cond.style_weights is not None else F.one_hot(torch.tensor(0), means.shape[0]).to(content.device, content.dtype)
-            t = normalized * (w @ stds).view(1, -1, 1, 1) + (w @ means).view(1, -1, 1, 1)
-        else:
-            m = F.interpolate(masks[None].to(content.dtype), size=content.shape[-2:], mode="bilinear", align_corners=False)[0]
-            t = sum(m[i][None, None] * (normalized * stds[i].view(1, -1, 1, 1) + means[i].view(1, -1, 1, 1)) for i in range(means.shape[0]))
-        t = cond.alpha * t + (1.0 - cond.alpha) * content
-        return model.decoder(t)
 
     def _stylize_tensor(self, x: torch.Tensor, cond: Conditioning, tile: int | None, overlap: int, context: int | None,
                         progress: Callable[[float], None] | None, cancel: Any, inplace: bool = False) -> torch.Tensor:

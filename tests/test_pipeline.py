@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -279,3 +281,37 @@ def test_exact_statistics_make_tiled_equal_untiled(lighthouse):
     stylizer.exact_stats = True
     exact = np.abs(stylizer.run(image, tile=96, overlap=16, context=16) - untiled).mean() * 255
     assert exact <= 1.0 and exact < 0.5 * approx, (exact, approx)
+
+
+OOM_SCRIPT = r'''
+import resource, numpy as np, torch
+from fauve.models import build_model
+from fauve.pipeline import Stylizer
+from fauve.errors import OutOfMemory
+torch.set_num_threads(1)
+st = Stylizer(build_model("ulyanov", width=0.25), device="cpu")
+st.run(np.zeros((64, 64, 3), np.uint8))
+vm = int([l for l in open("/proc/self/status") if l.startswith("VmSize")][0].split()[1]) * 1024
+resource.setrlimit(resource.RLIMIT_AS, (vm + 256 * 2**20, resource.RLIM_INFINITY))  # a real allocation failure
+img = np.full((3000, 3000, 3), 128, np.uint8)
+try:
+    st.run(img, tile=3000)
+    print("NO ERROR")
+except OutOfMemory as err:
+    print("OOM|" + err.message + "|" + err.hint)
+resource.setrlimit(resource.RLIMIT_AS, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+out = st.run(img[:600, :600], tile=256)  # the same Stylizer keeps working
+print("AFTER|" + str(out.shape))
+'''
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS and /proc are Linux's")
+def test_out_of_memory_is_a_clear_error_with_a_hint_and_the_stylizer_survives():
+    proc = subprocess.run([sys.executable, "-c", OOM_SCRIPT], capture_output=True, text=True, timeout=300)
+    lines = [line for line in proc.stdout.splitlines() if "|" in line]
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    oom = [line for line in lines if line.startswith("OOM|")]
+    assert oom, proc.stdout + proc.stderr[-2000:]
+    _, message, hint = oom[0].split("|")
+    assert "Out of memory on cpu" in message and "--tile" in hint
+    assert "AFTER|(600, 600, 3)" in lines

@@ -65,7 +65,9 @@ def test_tiny_run_lowers_loss_and_writes_a_loadable_model(method, train_data, tm
 
 
 def test_resume_after_sigkill_follows_the_uninterrupted_curve(train_data, tmp_path):
-    common = ["train", "ulyanov", "--content", str(train_data["content"]), "--style", str(train_data["style"]), "--iters", "20", *TINY]
+    # The lr warm-up spans the kill, so the resumed run must rebuild it from the step alone.
+    common = ["train", "ulyanov", "--content", str(train_data["content"]), "--style", str(train_data["style"]), "--iters", "20",
+              "--warmup", "15", *TINY]
     full = tmp_path / "full"
     fauve(*common, "-o", str(full))
 
@@ -129,6 +131,34 @@ def test_add_style_trains_new_rows_and_leaves_old_styles_bit_identical(train_dat
         for i in range(2):
             assert torch.equal(old(x, torch.eye(2)[i]), new(x, torch.eye(3)[i]))
     assert losses(grown)[-1] < losses(grown)[0]
+
+
+def test_init_from_a_trained_model_fine_tunes_and_ulyanov_seeds_every_dumoulin_style(train_data, tmp_path):
+    content = str(train_data["content"])
+    styles = sorted(train_data["styles"].iterdir())
+    base = tmp_path / "base"
+    fauve("train", "ulyanov", "--content", content, "--style", str(styles[0]), "-o", str(base), "--iters", "12",
+          "--residual-output", *TINY)
+    # ulyanov → dumoulin with lr 0: every style's row is the single-style model, so each style paints like it.
+    seeded = tmp_path / "seeded"
+    fauve("train", "dumoulin", "--content", content, "--style", str(styles[1]), "--style", str(styles[2]),
+          "-o", str(seeded), "--iters", "1", "--lr", "0", "--init", str(base), *TINY)
+    old, new = load_model(base), load_model(seeded)
+    assert new.residual_output and new.width == old.width  # the architecture comes from --init
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        for i in range(2):
+            assert torch.allclose(new(x, torch.eye(2)[i]), old(x), atol=1e-6)
+    assert json.loads((seeded / "config.json").read_text())["training"]["init_from"] == "base"
+    # Fine-tuning to another style starts where the base model is, far below a fresh run's first loss.
+    tuned, fresh = tmp_path / "tuned", tmp_path / "fresh"
+    for out, extra in ((tuned, ["--init", str(base)]), (fresh, ["--residual-output"])):
+        fauve("train", "ulyanov", "--content", content, "--style", str(styles[0]), "-o", str(out), "--iters", "3", *TINY, *extra)
+    assert losses(tuned, "style")[0] < 0.9 * losses(fresh, "style")[0]
+    # A model of another method is refused before training, with a hint.
+    proc = fauve("train", "johnson", "--content", content, "--style", str(styles[0]), "-o", str(tmp_path / "bad"),
+                 "--init", str(seeded), *TINY, check=False)
+    assert proc.returncode == 2 and "Cannot start a johnson run from a dumoulin model" in proc.stderr and "hint:" in proc.stderr
 
 
 @pytest.mark.parametrize(

@@ -87,6 +87,7 @@ class AdaINNet(StyleModel, method="adain"):
         style_stats: tuple[torch.Tensor, torch.Tensor] | None = None,
         alpha: float = 1.0,
         masks: torch.Tensor | None = None,
+        content_stats: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """Stylize ``x`` (RGB in [0, 1]).
 
@@ -94,10 +95,14 @@ class AdaINNet(StyleModel, method="adain"):
         - ``style_weights``: (K,) interpolation weights (convex combination of the AdaIN outputs).
         - ``masks``: (K, H, W) soft masks in [0, 1], one per style (spatial control); overrides weights.
         - ``alpha``: content–style trade-off, t = α·AdaIN(f(c), s) + (1 − α)·f(c).
+        - ``content_stats``: relu4_1 (mean, std) of the content, each (512,), used instead of the
+          input's own (tiling: every tile is normalised with the whole image's statistics).
         """
         means, stds = style_stats if style_stats is not None else (self.style_means, self.style_stds)
         k = means.shape[0]
         content = self.encode(x)["relu4_1"]
+        if content_stats is not None:
+            content_stats = tuple(v.to(content.dtype).view(1, -1, 1, 1) for v in content_stats)
         if masks is None:
             if style_weights is None:
                 style_weights = torch.zeros(k, device=x.device)
@@ -105,11 +110,11 @@ class AdaINNet(StyleModel, method="adain"):
             w = style_weights.reshape(-1, k)[0].to(content.dtype)
             mean = (w[:, None] * means.to(content.dtype)).sum(0)
             std = (w[:, None] * stds.to(content.dtype)).sum(0)
-            t = adain(content, mean.view(1, -1, 1, 1), std.view(1, -1, 1, 1))
+            t = adain(content, mean.view(1, -1, 1, 1), std.view(1, -1, 1, 1), content_stats)
         else:
             m = F.interpolate(masks[None].to(content.dtype), size=content.shape[-2:], mode="bilinear", align_corners=False)[0]
             t = sum(
-                m[i][None, None] * adain(content, means[i].view(1, -1, 1, 1).to(content.dtype), stds[i].view(1, -1, 1, 1).to(content.dtype))
+                m[i][None, None] * adain(content, means[i].view(1, -1, 1, 1).to(content.dtype), stds[i].view(1, -1, 1, 1).to(content.dtype), content_stats)
                 for i in range(k)
             )
         t = alpha * t + (1.0 - alpha) * content

@@ -115,12 +115,15 @@ def mean_std(features: torch.Tensor, eps: float = EPS) -> tuple[torch.Tensor, to
     return mean.view(b, c, 1, 1), std.view(b, c, 1, 1)
 
 
-def adain(content: torch.Tensor, style_mean: torch.Tensor, style_std: torch.Tensor) -> torch.Tensor:
+def adain(content: torch.Tensor, style_mean: torch.Tensor, style_std: torch.Tensor,
+          content_stats: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """Adaptive instance normalisation (Huang & Belongie 2017):
 
     AdaIN(x, y) = σ(y) · (x − μ(x)) / σ(x) + μ(y)
+
+    ``content_stats``: μ(x), σ(x) given instead of measured (tiling: the whole image's statistics).
     """
-    mean, std = mean_std(content)
+    mean, std = mean_std(content) if content_stats is None else content_stats
     return style_std * (content - mean) / std + style_mean
 
 

@@ -59,6 +59,8 @@ class TrainConfig:
     resume: bool = False
     half_weights: bool = False
     add_style_from: str | None = None
+    init_from: str | None = None
+    warmup: int = 0
     sample_images: list[str] = field(default_factory=list)
 
     def fill_defaults(self) -> "TrainConfig":
@@ -127,6 +129,12 @@ def train(cfg: TrainConfig) -> Path:
         from fauve.train.add_style import extend_dumoulin
 
         model, trainable, restore = extend_dumoulin(cfg, method, device)
+    elif cfg.init_from:
+        from fauve.train.init_from import init_from
+
+        model = init_from(cfg, method).to(device)
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        restore = None
     else:
         model = method.build().to(device)
         trainable = [p for p in model.parameters() if p.requires_grad]
@@ -141,6 +149,8 @@ def train(cfg: TrainConfig) -> Path:
         state = torch.load(ckpt_path, map_location=device, weights_only=True)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        for group in optimizer.param_groups:  # a resume may change --lr (e.g. a lower rate to finish)
+            group["lr"] = cfg.lr
         start = int(state["step"])
     elif cfg.resume and is_main:
         print(f"fauve train: no checkpoint in {out}; starting from step 0")
@@ -184,6 +194,9 @@ def train(cfg: TrainConfig) -> Path:
             result = method.loss(forward_model, content, step)
         optimizer.zero_grad(set_to_none=True)
         result.loss.backward()
+        if cfg.warmup:  # linear warm-up: a function of the step alone, so resuming repeats it exactly
+            for group in optimizer.param_groups:
+                group["lr"] = cfg.lr * min(1.0, (step + 1) / cfg.warmup)
         optimizer.step()
         if restore is not None:
             restore()
@@ -281,9 +294,9 @@ def _export(model, method, cfg: TrainConfig, out: Path, last: dict, skipped: int
     export.loss_net = method.vgg.source_info() if hasattr(method, "vgg") else {"name": "vgg16", "source": export.vgg_source}
     export.training_recipe = {
         "content_data": str(cfg.content), "size": cfg.size, "style_size": cfg.style_size, "batch_size": cfg.batch_size,
-        "iters": cfg.iters, "lr": cfg.lr, "content_layers": list(cfg.content_layers), "style_layers": list(cfg.style_layers),
+        "iters": cfg.iters, "lr": cfg.lr, **({"warmup": cfg.warmup} if cfg.warmup else {}), "content_layers": list(cfg.content_layers), "style_layers": list(cfg.style_layers),
         "content_weight": cfg.content_weight, "style_weight": cfg.style_weight, "tv_weight": cfg.tv_weight,
-        "seed": cfg.seed, "final_losses": last, "skipped_images": skipped,
+        "seed": cfg.seed, **({"init_from": Path(cfg.init_from).resolve().name} if cfg.init_from else {}), "final_losses": last, "skipped_images": skipped,
     }
     export.style_sources = [Path(p).name for p in cfg.styles]
     if cfg.half_weights:
@@ -305,3 +318,4 @@ def _with_named_styles(export, method):
     named.load_state_dict(state, strict=False)
     named.set_named_styles(method.styles)
     return named.eval()
+

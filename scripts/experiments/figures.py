@@ -168,7 +168,7 @@ def checkerboard() -> None:
 
     from fauve.evaluate import load_tensor, to_numpy
 
-    runs = {"nearest + conv": "in", "transposed conv": "transposed", "MSG-Net upsampled residual": "msgnet"}
+    runs = {"nearest + conv": "in-200", "transposed conv": "transposed", "MSG-Net upsampled residual": "msgnet"}
     photos = _photos(8)
     inputs = [to_numpy(load_tensor(p, 256)) for p in photos]
     inputs = [x[: x.shape[0] // 4 * 4, : x.shape[1] // 4 * 4] for x in inputs]

@@ -1,0 +1,58 @@
+"""Start a run from a trained model's weights (``fauve train … --init MODEL``), i.e. fine-tuning.
+
+A generator that already encodes, decodes and paints learns a new style in far fewer steps than one
+from random weights, which is what makes a set of styles affordable on a CPU. Allowed pairs:
+
+- the same method (johnson/ulyanov/dumoulin/msgnet/adain): every tensor is copied; the style-specific
+  rows of a dumoulin or msgnet model must match the new run's number of styles;
+- ulyanov → dumoulin: every conv is copied and each instance norm's affine (γ, β) fills every style's
+  row of the conditional instance norm, so all styles start from the single-style model.
+
+The architecture (width, upsampling, residual output) is taken from MODEL, not from the flags.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from fauve.errors import FauveError
+from fauve.models import StyleModel, build_model, load_model
+
+_PAIRS = {("ulyanov", "dumoulin")}
+
+
+def init_from(cfg, method) -> StyleModel:
+    """Build ``method``'s model with ``cfg.init_from``'s weights; sets ``cfg``'s architecture fields to MODEL's."""
+    try:
+        old = load_model(cfg.init_from)
+    except FauveError:
+        raise
+    except Exception as exc:  # noqa: BLE001 (a folder that is not a fauve model)
+        raise FauveError(f"--init {cfg.init_from} is not a fauve model folder ({exc}).",
+                         "Pass a folder written by `fauve train` (config.json + model.safetensors).") from exc
+    if old.method != cfg.method and (old.method, cfg.method) not in _PAIRS:
+        raise FauveError(f"Cannot start a {cfg.method} run from a {old.method} model.",
+                         "Use a model of the same method, or a ulyanov model for a dumoulin run.")
+    arch = old.hub_config()
+    for key in ("width", "upsample", "residual_output", "norm"):
+        if key in arch:
+            setattr(cfg, key, arch[key])
+    model = method.build()
+    state = {k: v.float() for k, v in old.state_dict().items()}
+    target = model.state_dict()
+    if old.method == "ulyanov" and cfg.method == "dumoulin":
+        for name, tensor in list(state.items()):
+            prefix, _, leaf = name.rpartition(".")
+            if leaf in ("weight", "bias") and f"{prefix}.gamma" in target and tensor.dim() == 1:
+                row = "gamma" if leaf == "weight" else "beta"
+                state[f"{prefix}.{row}"] = tensor.unsqueeze(0).expand_as(target[f"{prefix}.{row}"]).clone()
+                del state[name]
+    mismatched = [k for k in target if k in state and state[k].shape != target[k].shape]
+    missing = [k for k in target if k not in state]
+    if mismatched or missing:
+        raise FauveError(f"--init {cfg.init_from} does not fit this run: "
+                         f"{len(mismatched)} tensors differ in shape (e.g. {(mismatched or missing)[0]}), {len(missing)} are missing.",
+                         "Start from a model with the same number of styles, or train from scratch without --init.")
+    with torch.no_grad():
+        model.load_state_dict(state, strict=False)
+    return model
