@@ -38,12 +38,10 @@ def _read_losses(run: str) -> dict[str, np.ndarray]:
     return {k: np.array([float(r[k]) for r in rows]) for k in ("step", "loss", "content", "style", "seconds")}
 
 
-def _ema(x: np.ndarray, alpha: float = 0.05) -> np.ndarray:
-    out, m = np.empty_like(x), x[0]
-    for i, v in enumerate(x):
-        m = alpha * v + (1 - alpha) * m if i else v
-        out[i] = m
-    return out
+def _ema(x: np.ndarray, window: int = 25) -> np.ndarray:
+    """Trailing median over ``window`` steps: robust to the single-batch spikes of the style loss and,
+    unlike an EMA started at the first value, not dragged by the first steps' huge losses."""
+    return np.array([np.median(x[max(0, i - window + 1): i + 1]) for i in range(len(x))])
 
 
 def _stylize(run: str, photos: list[Path], size: int) -> list[np.ndarray]:
@@ -81,7 +79,7 @@ def norm() -> None:
         ax.set_yscale("log")
         ax.grid(alpha=0.3, which="both")
     axes[0].legend()
-    fig.suptitle("Same generator, style, seed and data; only the normalisation differs (training loss, EMA 0.05)")
+    fig.suptitle("Same generator, style, seed and data; only the normalisation differs (training loss, trailing median of 25 steps)")
     fig.tight_layout()
     fig.savefig(IMG / "norm-curves.png", dpi=90)
     plt.close(fig)

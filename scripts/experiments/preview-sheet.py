@@ -1,0 +1,51 @@
+#!/usr/bin/env python
+"""The README's picture of the shipped single-style models: Kodak photos (first column) and each
+hub_models/ulyanov-* model's output, with the painting's thumbnail on top.
+
+    scripts/experiments/preview-sheet.py [-o docs/img/ulyanov-previews.png]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = Path(os.environ.get("FAUVE_DATA", ROOT.parent / "shared" / "data"))
+PHOTOS = ["kodim23.png", "kodim05.png", "kodim15.png"]
+TILE = (288, 192)
+
+
+def main() -> None:
+    from fauve.pipeline import Stylizer
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-o", "--out", default=str(ROOT / "docs" / "img" / "ulyanov-previews.png"))
+    args = parser.parse_args()
+    models = sorted(p for p in (ROOT / "hub_models").glob("ulyanov-*") if (p / "config.json").is_file())
+    photos = [np.asarray(Image.open(DATA / "content-eval" / name).convert("RGB").resize(TILE, Image.LANCZOS)) for name in PHOTOS]
+    head = 120
+    sheet = Image.new("RGB", (TILE[0] * (len(models) + 1), head + TILE[1] * len(photos)), "white")
+    draw = ImageDraw.Draw(sheet)
+    draw.text((8, head - 20), "photo (Kodak)", fill="black")
+    for j, folder in enumerate(models, start=1):
+        thumb = next((folder / "thumbnails").glob("*.jpg"))
+        with Image.open(thumb) as im:
+            im.thumbnail((TILE[0] - 10, head - 28))
+            sheet.paste(im, (j * TILE[0] + (TILE[0] - im.width) // 2, 2))
+        draw.text((j * TILE[0] + 8, head - 20), folder.name, fill="black")
+        stylizer = Stylizer(str(folder), device="cpu")
+        for i, photo in enumerate(photos):
+            sheet.paste(Image.fromarray(np.asarray(stylizer.run(photo))), (j * TILE[0], head + i * TILE[1]))
+    for i, photo in enumerate(photos):
+        sheet.paste(Image.fromarray(photo), (0, head + i * TILE[1]))
+    sheet.save(args.out, optimize=True)
+    print(args.out)
+
+
+if __name__ == "__main__":
+    main()
