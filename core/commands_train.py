@@ -90,6 +90,8 @@ def run(args) -> int:
 
     if getattr(args, "add_style", None) and not args.from_model:
         raise FauveError("--add-style needs --from MODEL.", "Pass the dumoulin model folder to extend with --from.")
+    if getattr(args, "add_style", None) and args.init_from:
+        raise FauveError("--add-style and --init cannot be combined.", "--add-style already starts from the model given by --from.")
     cfg = TrainConfig(
         method=args.method, content=args.content, styles=_style_list(args), out=args.out, size=args.size,
         style_size=args.style_size, batch_size=args.batch_size, iters=args.iters, lr=args.lr,
