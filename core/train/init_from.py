@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 
 from fauve.errors import FauveError
-from fauve.models import StyleModel, build_model, load_model
+from fauve.models import StyleModel, load_model
 
 _PAIRS = {("ulyanov", "dumoulin")}
 

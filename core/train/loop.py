@@ -129,14 +129,10 @@ def train(cfg: TrainConfig) -> Path:
         from fauve.train.add_style import extend_dumoulin
 
         model, trainable, restore = extend_dumoulin(cfg, method, device)
-    elif cfg.init_from:
+    else:
         from fauve.train.init_from import init_from
 
-        model = init_from(cfg, method).to(device)
-        trainable = [p for p in model.parameters() if p.requires_grad]
-        restore = None
-    else:
-        model = method.build().to(device)
+        model = (init_from(cfg, method) if cfg.init_from else method.build()).to(device)
         trainable = [p for p in model.parameters() if p.requires_grad]
         restore = None
     if cfg.channels_last:
