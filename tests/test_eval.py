@@ -167,8 +167,8 @@ def test_scorer_is_the_trainers_loss(eval_setup):
         scorer = Scorer(spec, device="cpu")
         st = scorer.style_target(style)
         ours = scorer.terms(output, scorer.content_target(scorer.content_features(content), st), st)
-    assert float(ours["content"]) == pytest.approx(trainer.parts["content"], rel=1e-5)
-    assert float(ours["style"]) == pytest.approx(trainer.parts["style"], rel=1e-5)
+    assert float(ours["content"]) == pytest.approx(trainer.parts["content"].item(), rel=1e-5)
+    assert float(ours["style"]) == pytest.approx(trainer.parts["style"].item(), rel=1e-5)
     assert float(ours["total"]) == pytest.approx(float(trainer.loss), rel=1e-5)
     # and the photo itself has zero content loss
     with torch.no_grad():

@@ -176,3 +176,21 @@ def test_bad_data_fails_before_training_with_a_clear_error(args, message, train_
     assert message in proc.stderr and "hint:" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "out" / "losses.csv").exists()
+
+
+def test_time_limit_stops_writes_a_model_and_resume_continues(train_data, tmp_path):
+    out = tmp_path / "timed"
+    common = ["train", "ulyanov", "--content", str(train_data["content"]), "--style", str(train_data["style"]), "-o", str(out), *TINY]
+    proc = fauve(*common, "--iters", "100000", "--time-limit", "3")
+    assert "--time-limit 3 s reached" in proc.stdout
+    steps = len(losses(out))
+    assert 0 < steps < 100000
+    recipe = json.loads((out / "config.json").read_text())["training"]
+    assert recipe["iters"] == steps and recipe["planned_iters"] == 100000
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == steps
+    model = load_model(out)
+    with torch.no_grad():
+        assert torch.isfinite(model(torch.rand(1, 3, 32, 32))).all()
+    fauve(*common, "--iters", str(steps + 5), "--resume")
+    assert [int(s) for s in losses(out, "step")] == list(range(1, steps + 6))
+    assert json.loads((out / "config.json").read_text())["training"]["iters"] == steps + 5

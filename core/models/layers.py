@@ -128,10 +128,15 @@ def adain(content: torch.Tensor, style_mean: torch.Tensor, style_std: torch.Tens
 
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
-    """G = F Fᵀ / (C·H·W) for features F of shape (B, C, H·W)."""
+    """G = F Fᵀ / (C·H·W) for features F of shape (B, C, H·W).
+
+    Always in float32, also under autocast: a bf16 Gram sums H·W products of 8-bit-mantissa values,
+    and the style loss compares Grams to a few parts in a thousand late in training.
+    """
     b, c, h, w = features.shape
-    flat = features.reshape(b, c, h * w)
-    return flat @ flat.transpose(1, 2) / (c * h * w)
+    flat = features.reshape(b, c, h * w).float()
+    with torch.autocast(flat.device.type, enabled=False):
+        return flat @ flat.transpose(1, 2) / (c * h * w)
 
 
 class CoMatch(nn.Module):

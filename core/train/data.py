@@ -7,6 +7,9 @@ so a run that is killed and resumed at step k sees exactly the batches the unint
 from __future__ import annotations
 
 import warnings
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -112,3 +115,15 @@ class ImageStream:
                 continue
             crops.append(random_crop(img, self.size, gen))
         return torch.stack(crops)
+
+    def prefetch(self, start: int, stop: int, workers: int = 2, ahead: int = 4) -> Iterator[torch.Tensor]:
+        """Batches ``start`` … ``stop - 1`` in order, decoded by ``workers`` threads ``ahead`` steps early
+        (PIL and torch release the GIL), so a GPU is not kept waiting on JPEG decoding."""
+        with ThreadPoolExecutor(workers, thread_name_prefix="fauve-data") as pool:
+            queue: deque = deque()
+            nxt = start
+            for step in range(start, stop):
+                while nxt < stop and nxt < step + ahead:
+                    queue.append(pool.submit(self.batch, nxt))
+                    nxt += 1
+                yield queue.popleft().result()

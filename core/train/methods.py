@@ -22,7 +22,7 @@ from fauve.vgg import VGG16Features
 @dataclass
 class StepOutput:
     loss: torch.Tensor
-    parts: dict[str, float]
+    parts: dict[str, torch.Tensor]  # detached scalars; read them in bulk (.item() per step stalls a GPU)
     output: torch.Tensor
 
 
@@ -61,7 +61,7 @@ class Method:
         s = losses.gram_style_loss(feats, target_grams, cfg.style_layers)
         tv = losses.total_variation(output)
         total = cfg.content_weight * c + cfg.style_weight * s + cfg.tv_weight * tv
-        return StepOutput(total, {"content": c.item(), "style": s.item(), "tv": tv.item()}, output)
+        return StepOutput(total, {"content": c.detach(), "style": s.detach(), "tv": tv.detach()}, output)
 
 
 class GramMethod(Method):
@@ -128,7 +128,7 @@ class AdaINMethod(Method):
     def build(self) -> StyleModel:
         from fauve.vgg import load_vgg16_features
 
-        _, source = load_vgg16_features(self.cfg.vgg_source)
+        _, source = load_vgg16_features(self.cfg.vgg_source, depth=1)
         model = build_model("adain", width=self.cfg.width, vgg_source=source)
         model.load_encoder_weights()
         return model
@@ -155,7 +155,7 @@ class AdaINMethod(Method):
         s = losses.mean_std_style_loss(fo, fs, cfg.style_layers)
         tv = losses.total_variation(output)
         total = cfg.content_weight * c + cfg.style_weight * s + cfg.tv_weight * tv
-        return StepOutput(total, {"content": c.item(), "style": s.item(), "tv": tv.item()}, output)
+        return StepOutput(total, {"content": c.detach(), "style": s.detach(), "tv": tv.detach()}, output)
 
 
 def method_class(name: str) -> Callable[..., Method]:
