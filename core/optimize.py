@@ -75,11 +75,14 @@ def _run(objective: Callable[[torch.Tensor], tuple[torch.Tensor, dict[str, float
     x.requires_grad_(True)
     history: list[float] = []
     last: dict[str, float] = {}
-    if optimizer == "lbfgs":
-        opt: torch.optim.Optimizer = torch.optim.LBFGS([x], lr=lr or 1.0, max_iter=chunk, history_size=50,
-                                                       line_search_fn="strong_wolfe", tolerance_grad=1e-9, tolerance_change=1e-12)
-    else:
-        opt = torch.optim.Adam([x], lr=lr or 0.02)
+    def make_optimizer() -> torch.optim.Optimizer:
+        if optimizer == "lbfgs":
+            return torch.optim.LBFGS([x], lr=lr or 1.0, max_iter=chunk, history_size=50,
+                                     line_search_fn="strong_wolfe", tolerance_grad=1e-9, tolerance_change=1e-12)
+        return torch.optim.Adam([x], lr=lr or 0.02)
+
+    opt = make_optimizer()
+    retried = False
 
     def closure() -> torch.Tensor:
         nonlocal last
@@ -99,6 +102,7 @@ def _run(objective: Callable[[torch.Tensor], tuple[torch.Tensor, dict[str, float
         if cancel is not None and cancel.is_set():
             raise Cancelled("The optimisation was cancelled.")
         steps = min(chunk, iters - done)
+        snapshot = x.detach().clone()
         if optimizer == "lbfgs":
             opt.param_groups[0]["max_iter"] = steps
             opt.param_groups[0]["max_eval"] = steps * 5 // 4 + 1
@@ -108,10 +112,18 @@ def _run(objective: Callable[[torch.Tensor], tuple[torch.Tensor, dict[str, float
                 opt.step(closure)
         with torch.no_grad():
             x.clamp_(0.0, 1.0)
+        loss = evaluate()
+        if not math.isfinite(loss):
+            # L-BFGS's curvature history can send one line search to inf/NaN (seen on a GPU with TF32
+            # convolutions): go back to the last finite image and rebuild the optimizer, once.
+            if optimizer != "lbfgs" or retried:
+                raise FauveError("The optimisation diverged (the loss is not finite).", "Lower --lr or use --optimizer lbfgs.", code="diverged")
+            with torch.no_grad():
+                x.copy_(snapshot)
+            opt, retried = make_optimizer(), True
+            continue
         done += steps
-        history.append(evaluate())
-        if not math.isfinite(history[-1]):
-            raise FauveError("The optimisation diverged (the loss is not finite).", "Lower --lr or use --optimizer lbfgs.", code="diverged")
+        history.append(loss)
         if progress:
             progress(done / iters)
     return history, last, done

@@ -68,7 +68,9 @@ def test_every_cuda_bench_variant_matches_eager_fp32(method, variant):
         got = fn(x).float()
     assert got.shape == want.shape and torch.isfinite(got).all()
     tol = TOLERANCE["bf16"] if "bf16" in variant else TOLERANCE["fp32"]
-    assert (got - want).abs().mean().item() < tol, variant
+    # Compare the pixels a user gets (the pipeline clamps to [0, 1]).
+    diff = (got.clamp(0, 1) - want.clamp(0, 1)).abs().mean().item()
+    assert diff < tol, f"{method} {variant}: mean |Δ| {diff:.2e} ≥ {tol:.0e}"
 
 
 def _losses(folder) -> list[float]:
@@ -76,7 +78,8 @@ def _losses(folder) -> list[float]:
         return [float(r["loss"]) for r in csv.DictReader(f)]
 
 
-@pytest.mark.parametrize("flags", [["--precision", "bf16", "--channels-last"], ["--precision", "fp16"], ["--compile"]])
+@pytest.mark.parametrize("flags", [["--precision", "bf16", "--channels-last"], ["--precision", "fp16"], ["--compile"]],
+                         ids=["bf16-channels_last", "fp16", "compile"])
 def test_training_on_cuda_lowers_the_loss(flags, train_data, tmp_path):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "fauve.cli", "train", "ulyanov", "--content", str(train_data["content"]), "--style",

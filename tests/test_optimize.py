@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from pathlib import Path
 
 import numpy as np
@@ -55,3 +57,28 @@ def test_bad_layer_and_optimizer_are_clear_errors(vgg, pair):
         optimize.reconstruct(content, layers=("relu9_9",), size=32, iters=1, device="cpu", vgg=vgg)
     with pytest.raises(FauveError, match="optimizer"):
         optimize.stylize(content, style, size=32, iters=1, optimizer="sgd", device="cpu", vgg=vgg)
+
+
+def test_a_non_finite_lbfgs_step_is_undone_once_then_the_run_finishes():
+    from fauve.errors import FauveError
+    from fauve.optimize import _run
+
+    target = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    calls = {"n": 0}
+
+    def objective(x, poison_at=(3,)):
+        calls["n"] += 1
+        loss = (x - target).pow(2).sum()
+        if calls["n"] in poison_at:  # one line-search evaluation goes to NaN, as seen on a GPU
+            loss = loss * float("nan")
+        return loss, {"total": float(loss)}
+
+    x = torch.full((1, 3, 8, 8), 0.5)
+    history, _, done = _run(objective, x, iters=40, optimizer="lbfgs", lr=None, progress=None, cancel=None)
+    assert calls["n"] > 3 and done == 40 and all(math.isfinite(h) for h in history)
+    assert history[-1] < 1e-6 < history[0]
+
+    calls["n"] = 0
+    always = lambda x: objective(x, poison_at=range(3, 10_000))  # noqa: E731
+    with pytest.raises(FauveError, match="diverged"):
+        _run(always, torch.full((1, 3, 8, 8), 0.5), iters=40, optimizer="lbfgs", lr=None, progress=None, cancel=None)

@@ -104,9 +104,8 @@ class AdaINNet(StyleModel, method="adain"):
         if content_stats is not None:
             content_stats = tuple(v.to(content.dtype).view(1, -1, 1, 1) for v in content_stats)
         if masks is None:
-            if style_weights is None:
-                style_weights = torch.zeros(k, device=x.device)
-                style_weights[0] = 1.0
+            if style_weights is None:  # the first named style; built on the device (CUDA graph capture allows no host copy)
+                style_weights = torch.eye(k, device=x.device)[0]
             w = style_weights.reshape(-1, k)[0].to(content.dtype)
             mean = (w[:, None] * means.to(content.dtype)).sum(0)
             std = (w[:, None] * stds.to(content.dtype)).sum(0)

@@ -31,8 +31,7 @@ class DumoulinNet(StyleModel, method="dumoulin"):
     def forward(self, x: torch.Tensor, style_weights: torch.Tensor | None = None) -> torch.Tensor:
         """``style_weights``: (B, N) or (N,) weights over styles; None means style 0."""
         if style_weights is None:
-            style_weights = torch.zeros(self.num_styles, device=x.device)
-            style_weights[0] = 1.0
+            style_weights = torch.eye(self.num_styles, device=x.device)[0]  # no host copy: CUDA graphs
         if style_weights.dim() == 1:
             style_weights = style_weights.expand(x.shape[0], -1)
         if style_weights.shape[-1] != self.num_styles:

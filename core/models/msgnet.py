@@ -99,8 +99,7 @@ class MSGNet(StyleModel, method="msgnet"):
         """Stylize ``x`` toward ``target_gram`` (B or 1, C, C) or a weighted mix of the stored styles."""
         if target_gram is None:
             if style_weights is None:
-                style_weights = torch.zeros(self.num_styles, device=x.device)
-                style_weights[0] = 1.0
+                style_weights = torch.eye(self.num_styles, device=x.device)[0]  # no host copy: CUDA graphs
             w = style_weights.reshape(-1, self.num_styles).to(self.style_grams.dtype)
             target_gram = torch.einsum("bn,ncd->bcd", w, self.style_grams)
         features = self.encoder(x)
