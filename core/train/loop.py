@@ -311,7 +311,7 @@ def _export(model, method, cfg: TrainConfig, out: Path, last: dict, skipped: int
         "content_data": str(cfg.content), "size": cfg.size, "style_size": cfg.style_size, "batch_size": cfg.batch_size,
         "iters": steps, **({"planned_iters": cfg.iters} if steps != cfg.iters else {}), "lr": cfg.lr, **({"warmup": cfg.warmup} if cfg.warmup else {}), "content_layers": list(cfg.content_layers), "style_layers": list(cfg.style_layers),
         "content_weight": cfg.content_weight, "style_weight": cfg.style_weight, "tv_weight": cfg.tv_weight,
-        "seed": cfg.seed, **({"init_from": Path(cfg.init_from).resolve().name} if cfg.init_from else {}), "final_losses": last, "skipped_images": skipped,
+        "seed": cfg.seed, "hardware": _hardware(next(model.parameters()).device), "precision": cfg.precision, **({"init_from": Path(cfg.init_from).resolve().name} if cfg.init_from else {}), "final_losses": last, "skipped_images": skipped,
     }
     export.style_sources = [Path(p).name for p in cfg.styles]
     if cfg.half_weights:
@@ -322,6 +322,10 @@ def _export(model, method, cfg: TrainConfig, out: Path, last: dict, skipped: int
     from fauve.modelcard import write_model_card
 
     write_model_card(out, style_images=list(cfg.styles), sample_grid=out / "samples.png")
+
+
+def _hardware(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
 
 
 def _with_named_styles(export, method):
