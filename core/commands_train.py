@@ -47,6 +47,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="raise the lr linearly from 0 over this many steps (keeps the first Adam steps from blowing up)")
         p.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
                        help="stop after this many seconds of training, checkpoint and write the model (--resume continues)")
+        p.add_argument("--clip-grad", type=float, default=0.0, metavar="RATIO",
+                       help="clip the gradient norm at RATIO × its running average (e.g. 3; 0 = off): tames the loss spikes of single odd crops")
         p.add_argument("--content-weight", type=float, default=None, help=f"default {d.content_weight}")
         p.add_argument("--style-weight", type=float, default=None, help=f"default {d.style_weight}")
         p.add_argument("--tv-weight", type=float, default=None, help=f"default {d.tv_weight}")
@@ -103,7 +105,7 @@ def run(args) -> int:
         seed=args.seed, device=args.device, precision=args.precision, compile=args.compile,
         channels_last=args.channels_last, checkpoint_every=args.checkpoint_every, sample_every=args.sample_every,
         resume=args.resume, half_weights=args.half, add_style_from=getattr(args, "from_model", None),
-        init_from=args.init_from, warmup=args.warmup, time_limit=args.time_limit,
+        init_from=args.init_from, warmup=args.warmup, time_limit=args.time_limit, clip_grad=args.clip_grad,
         sample_images=args.sample_images,
     )
     out = train(cfg)

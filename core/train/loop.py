@@ -62,6 +62,7 @@ class TrainConfig:
     init_from: str | None = None
     warmup: int = 0
     time_limit: float | None = None  # seconds of training in this run; then checkpoint and export
+    clip_grad: float = 0.0  # clip the gradient norm at this multiple of its running average (0: off)
     sample_images: list[str] = field(default_factory=list)
 
     def fill_defaults(self) -> "TrainConfig":
@@ -139,6 +140,7 @@ def train(cfg: TrainConfig) -> Path:
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(trainable, lr=cfg.lr)
+    grad_clip = GradClip(trainable, cfg.clip_grad, device)
 
     start = 0
     ckpt_path = out / CHECKPOINT
@@ -149,6 +151,7 @@ def train(cfg: TrainConfig) -> Path:
         for group in optimizer.param_groups:  # a resume may change --lr (e.g. a lower rate to finish)
             group["lr"] = cfg.lr
         start = int(state["step"])
+        grad_clip.load(state.get("grad_clip"))
     elif cfg.resume and is_main:
         print(f"fauve train: no checkpoint in {out}; starting from step 0")
 
@@ -175,7 +178,7 @@ def train(cfg: TrainConfig) -> Path:
         log_file = open(log_path, "w" if new_log else "a", newline="")
         writer = csv.writer(log_file)
         if new_log:
-            writer.writerow(["step", "loss", "content", "style", "tv", "seconds", "skipped_images"])
+            writer.writerow(["step", "loss", "content", "style", "tv", "seconds", "skipped_images", "grad_norm"])
         (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2, default=list))
 
     autocast = _autocast(device, cfg.precision)
@@ -195,6 +198,7 @@ def train(cfg: TrainConfig) -> Path:
             result = method.loss(forward_model, content, step)
         optimizer.zero_grad(set_to_none=True)
         result.loss.backward()
+        grad_norm = grad_clip()
         if cfg.warmup:  # linear warm-up: a function of the step alone, so resuming repeats it exactly
             for group in optimizer.param_groups:
                 group["lr"] = cfg.lr * min(1.0, (step + 1) / cfg.warmup)
@@ -202,19 +206,19 @@ def train(cfg: TrainConfig) -> Path:
         if restore is not None:
             restore()
         done = step + 1
-        pending.append((done, torch.stack([result.loss.detach().float(), *(result.parts[k].float() for k in ("content", "style", "tv"))])))
+        pending.append((done, torch.stack([result.loss.detach().float(), *(result.parts[k].float() for k in ("content", "style", "tv")), grad_norm])))
         out_of_time = cfg.time_limit is not None and time.perf_counter() - run_start >= cfg.time_limit
         sample_now = done % cfg.sample_every == 0 or done == cfg.iters
         checkpoint_now = done % cfg.checkpoint_every == 0 or done == cfg.iters or out_of_time
         if len(pending) >= 10 or sample_now or checkpoint_now:
             # One device→host copy per 10 steps instead of four per step.
             values = torch.stack([v for _, v in pending]).cpu().tolist()
-            for (logged, _), (loss, c, st, tv) in zip(pending, values):
+            for (logged, _), (loss, c, st, tv, gn) in zip(pending, values):
                 if not math.isfinite(loss):
                     raise FauveError(f"Training diverged at step {logged - 1} (loss {loss}).", "Lower --lr or --style-weight and resume from the last checkpoint with --resume.")
                 last = {"loss": loss, "content": c, "style": st, "tv": tv}
                 if is_main:
-                    writer.writerow([logged, *(f"{last[k]:.6g}" for k in ("loss", "content", "style", "tv")), f"{time.perf_counter() - t0:.2f}", len(stream.skipped)])
+                    writer.writerow([logged, *(f"{last[k]:.6g}" for k in ("loss", "content", "style", "tv")), f"{time.perf_counter() - t0:.2f}", len(stream.skipped), f"{gn:.4g}"])
             pending.clear()
             if is_main:
                 log_file.flush()
@@ -223,7 +227,8 @@ def train(cfg: TrainConfig) -> Path:
             if sample_now:
                 _write_samples(model, method, cfg, device, out / "samples" / f"step{done:06d}.png")
             if checkpoint_now:
-                _atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": done}, ckpt_path)
+                _atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": done,
+                              "grad_clip": grad_clip.state()}, ckpt_path)
         if out_of_time:
             if is_main:
                 print(f"fauve train: --time-limit {cfg.time_limit:g} s reached at step {done}; the model is written, --resume continues")
@@ -236,6 +241,44 @@ def train(cfg: TrainConfig) -> Path:
         dist.barrier()
         dist.destroy_process_group()
     return out
+
+
+class GradClip:
+    """Clip the gradient norm at ``ratio`` × its running average (an EMA of the clipped norms, after
+    20 unclipped steps to start it). A single crop whose Gram matrix is far from the painting's can
+    make one step's gradient ~100× the usual; unclipped, it moves the weights far and inflates Adam's
+    second moment for ~1/(1−β₂) steps (docs/training.md). Everything stays on the device: no host
+    sync per step. Returns the norm before clipping (logged as ``grad_norm``)."""
+
+    START = 20
+
+    def __init__(self, params: list[torch.nn.Parameter], ratio: float, device: torch.device) -> None:
+        self.params, self.ratio = params, ratio
+        self.ema = torch.zeros((), device=device)
+        self.seen = 0
+
+    def __call__(self) -> torch.Tensor:
+        grads = [p.grad for p in self.params if p.grad is not None]
+        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads]))
+        if self.ratio <= 0:
+            return norm
+        if self.seen < self.START:
+            self.ema = self.ema + (norm - self.ema) / (self.seen + 1)  # plain mean of the first steps
+        else:
+            limit = self.ratio * self.ema
+            scale = torch.clamp(limit / (norm + 1e-12), max=1.0)
+            torch._foreach_mul_(grads, scale)
+            self.ema = 0.99 * self.ema + 0.01 * torch.minimum(norm, limit)
+        self.seen += 1
+        return norm
+
+    def state(self) -> dict:
+        return {"ema": self.ema.detach().cpu(), "seen": self.seen}
+
+    def load(self, state: dict | None) -> None:
+        if state:
+            self.ema = state["ema"].to(self.ema.device)
+            self.seen = int(state["seen"])
 
 
 def _truncate_log(path: Path, step: int) -> float:
@@ -309,7 +352,7 @@ def _export(model, method, cfg: TrainConfig, out: Path, last: dict, skipped: int
     export.loss_net = method.vgg.source_info() if hasattr(method, "vgg") else {"name": "vgg16", "source": export.vgg_source}
     export.training_recipe = {
         "content_data": str(cfg.content), "size": cfg.size, "style_size": cfg.style_size, "batch_size": cfg.batch_size,
-        "iters": steps, **({"planned_iters": cfg.iters} if steps != cfg.iters else {}), "lr": cfg.lr, **({"warmup": cfg.warmup} if cfg.warmup else {}), "content_layers": list(cfg.content_layers), "style_layers": list(cfg.style_layers),
+        "iters": steps, **({"planned_iters": cfg.iters} if steps != cfg.iters else {}), "lr": cfg.lr, **({"warmup": cfg.warmup} if cfg.warmup else {}), **({"clip_grad": cfg.clip_grad} if cfg.clip_grad else {}), "content_layers": list(cfg.content_layers), "style_layers": list(cfg.style_layers),
         "content_weight": cfg.content_weight, "style_weight": cfg.style_weight, "tv_weight": cfg.tv_weight,
         "seed": cfg.seed, "hardware": _hardware(next(model.parameters()).device), "precision": cfg.precision, **({"init_from": Path(cfg.init_from).resolve().name} if cfg.init_from else {}), "final_losses": last, "skipped_images": skipped,
     }

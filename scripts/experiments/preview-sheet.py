@@ -1,8 +1,10 @@
 #!/usr/bin/env python
-"""The README's picture of the shipped single-style models: Kodak photos (first column) and each
-hub_models/ulyanov-* model's output, with the painting's thumbnail on top.
+"""The README's pictures of the shipped models: Kodak photos (first column) and each model's output,
+with the painting's thumbnail on top.
 
-    scripts/experiments/preview-sheet.py [-o docs/img/ulyanov-previews.png]
+    scripts/experiments/preview-sheet.py [-o docs/img/ulyanov-previews.png]          # every hub_models/ulyanov-*
+    scripts/experiments/preview-sheet.py -o docs/img/more-models.png johnson-starry-night dumoulin-16#udnie \
+        adain#the_scream adain@vangogh_irises.jpg                                       # NAME, NAME#STYLE, NAME@PAINTING
 """
 
 from __future__ import annotations
@@ -25,22 +27,35 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-o", "--out", default=str(ROOT / "docs" / "img" / "ulyanov-previews.png"))
+    parser.add_argument("models", nargs="*", help="hub_models folder names; NAME#STYLE picks a named style, NAME@FILE "
+                        "gives a painting from the data's styles/ (msgnet, adain: unseen styles)")
     args = parser.parse_args()
-    models = sorted(p for p in (ROOT / "hub_models").glob("ulyanov-*") if (p / "config.json").is_file())
+    models = args.models or sorted(p.name for p in (ROOT / "hub_models").glob("ulyanov-*") if (p / "config.json").is_file())
     photos = [np.asarray(Image.open(DATA / "content-eval" / name).convert("RGB").resize(TILE, Image.LANCZOS)) for name in PHOTOS]
     head = 120
     sheet = Image.new("RGB", (TILE[0] * (len(models) + 1), head + TILE[1] * len(photos)), "white")
     draw = ImageDraw.Draw(sheet)
     draw.text((8, head - 20), "photo (Kodak)", fill="black")
-    for j, folder in enumerate(models, start=1):
-        thumb = next((folder / "thumbnails").glob("*.jpg"))
+    for j, spec in enumerate(models, start=1):
+        name, _, painting = spec.partition("@")
+        name, _, style = name.partition("#")
+        folder = ROOT / "hub_models" / name
+        options: dict = {}
+        if painting:
+            thumb = DATA / "styles" / painting
+            options["style_image"] = Image.open(thumb).convert("RGB")
+            label = f"{name} (unseen: {Path(painting).stem})"
+        elif style:
+            thumb, options["style"], label = folder / "thumbnails" / f"{style}.jpg", style, f"{name}/{style}"
+        else:
+            thumb, label = next((folder / "thumbnails").glob("*.jpg")), name
         with Image.open(thumb) as im:
             im.thumbnail((TILE[0] - 10, head - 28))
             sheet.paste(im, (j * TILE[0] + (TILE[0] - im.width) // 2, 2))
-        draw.text((j * TILE[0] + 8, head - 20), folder.name, fill="black")
+        draw.text((j * TILE[0] + 8, head - 20), label[:44], fill="black")
         stylizer = Stylizer(str(folder), device="cpu")
         for i, photo in enumerate(photos):
-            sheet.paste(Image.fromarray(np.asarray(stylizer.run(photo))), (j * TILE[0], head + i * TILE[1]))
+            sheet.paste(Image.fromarray(np.asarray(stylizer.run(photo, **options))), (j * TILE[0], head + i * TILE[1]))
     for i, photo in enumerate(photos):
         sheet.paste(Image.fromarray(photo), (0, head + i * TILE[1]))
     sheet.save(args.out, optimize=True)
