@@ -65,9 +65,10 @@ def test_tiny_run_lowers_loss_and_writes_a_loadable_model(method, train_data, tm
 
 
 def test_resume_after_sigkill_follows_the_uninterrupted_curve(train_data, tmp_path):
-    # The lr warm-up spans the kill, so the resumed run must rebuild it from the step alone.
-    common = ["train", "ulyanov", "--content", str(train_data["content"]), "--style", str(train_data["style"]), "--iters", "20",
-              "--warmup", "15", *TINY]
+    # The lr warm-up spans the kill, so the resumed run must rebuild it from the step alone; the
+    # gradient clip's running norm comes back from the checkpoint.
+    common = ["train", "ulyanov", "--content", str(train_data["content"]), "--style", str(train_data["style"]), "--iters", "30",
+              "--warmup", "15", "--clip-grad", "2", *TINY]
     full = tmp_path / "full"
     fauve(*common, "-o", str(full))
 
@@ -84,7 +85,7 @@ def test_resume_after_sigkill_follows_the_uninterrupted_curve(train_data, tmp_pa
     assert not (killed / "config.json").exists(), "the run finished before it could be killed"
     fauve(*common, "-o", str(killed), "--resume")
     resumed, uninterrupted = losses(killed), losses(full)
-    assert len(resumed) == len(uninterrupted) == 20
+    assert len(resumed) == len(uninterrupted) == 30
     for a, b in zip(resumed, uninterrupted):
         assert a == pytest.approx(b, rel=1e-4, abs=1e-6)
 
@@ -194,3 +195,29 @@ def test_time_limit_stops_writes_a_model_and_resume_continues(train_data, tmp_pa
     fauve(*common, "--iters", str(steps + 5), "--resume")
     assert [int(s) for s in losses(out, "step")] == list(range(1, steps + 6))
     assert json.loads((out / "config.json").read_text())["training"]["iters"] == steps + 5
+
+
+def test_grad_clip_caps_a_spike_at_a_multiple_of_the_running_norm_and_survives_a_checkpoint():
+    from fauve.train.loop import GradClip
+
+    w = torch.nn.Parameter(torch.zeros(10))
+    clip = GradClip([w], ratio=2.0, device=torch.device("cpu"))
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(GradClip.START + 30):  # ordinary steps: gradients of norm ~1, never clipped
+        w.grad = torch.randn(10, generator=gen) / 10**0.5
+        before = w.grad.clone()
+        clip()
+        assert torch.equal(w.grad, before) or w.grad.norm() <= 2.0 * 1.5
+    typical = float(clip.ema)
+    assert 0.5 < typical < 1.5
+    w.grad = torch.full((10,), 100.0)  # one odd crop: a gradient ~300× the usual
+    assert float(clip()) == pytest.approx(100.0 * 10**0.5)
+    assert float(w.grad.norm()) == pytest.approx(2.0 * typical, rel=1e-5)
+    assert float(clip.ema) < 1.05 * typical  # the spike does not drag the average up
+    restored = GradClip([w], ratio=2.0, device=torch.device("cpu"))
+    restored.load(clip.state())
+    assert (float(restored.ema), restored.seen) == (float(clip.ema), clip.seen)
+    off = GradClip([w], ratio=0.0, device=torch.device("cpu"))
+    w.grad = torch.full((10,), 100.0)
+    off()
+    assert float(w.grad.norm()) == pytest.approx(100.0 * 10**0.5)
