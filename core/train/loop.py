@@ -187,7 +187,7 @@ def train(cfg: TrainConfig) -> Path:
     run_start = time.perf_counter()
     bar = tqdm(range(start, cfg.iters), initial=start, total=cfg.iters, disable=not is_main, desc=f"train {cfg.method}", unit="it")
     last: dict[str, float] = {}
-    pending: list[tuple[int, torch.Tensor]] = []  # (step, [loss, content, style, tv]) not yet read back
+    pending: list[tuple[int, torch.Tensor]] = []  # (step, [loss, content, style, tv, grad norm]) not yet read back
     batches = stream.prefetch(start, cfg.iters)
     done = start
     for step in bar:
@@ -259,7 +259,7 @@ class GradClip:
 
     def __call__(self) -> torch.Tensor:
         grads = [p.grad for p in self.params if p.grad is not None]
-        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads]))
+        norm = torch.nn.utils.get_total_norm(grads).float()
         if self.ratio <= 0:
             return norm
         if self.seen < self.START:
