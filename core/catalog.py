@@ -345,8 +345,8 @@ def locate_style(name_or_path: str | os.PathLike, *, style: str | int | None = N
         name, index = _pick_style(names, style if style is not None else sub, cat_model.name)
         multi = cat_model.method in MULTI_STYLE_METHODS and (len(names) > 1 or cat_model.method in ARBITRARY_STYLE_METHODS)
         sid = f"{cat_model.name}/{name}" if (multi and name is not None) else cat_model.name
-        for note in notes:
-            log.warning(note)
+        for note in notes:  # returned to the caller, who shows them (the CLI prints, the server logs)
+            log.debug(note)
         return LocatedStyle(folder, source, sid, name, index, config["method"], notes, [(f, s) for f, s, _ in rest])
 
     # 3. a Hub repo id, optionally with /style
@@ -384,7 +384,7 @@ def resolve_style(name_or_path: str | os.PathLike, *, style: str | int | None = 
             if i == len(candidates) - 1:
                 raise
             notes.append(f"{loc.id} ({source} copy): {err.message} Using the {candidates[i + 1][1]} copy in {candidates[i + 1][0]}.")
-            log.warning(notes[-1])
+            log.debug(notes[-1])
             continue
         return ResolvedStyle(model, loc.style, loc.index, source, str(folder), loc.id, notes)
     raise AssertionError("unreachable")

@@ -71,7 +71,7 @@ def test_a_non_finite_lbfgs_step_is_undone_once_then_the_run_finishes():
         loss = (x - target).pow(2).sum()
         if calls["n"] in poison_at:  # one line-search evaluation goes to NaN, as seen on a GPU
             loss = loss * float("nan")
-        return loss, {"total": float(loss)}
+        return loss, {"total": float(loss.detach())}
 
     x = torch.full((1, 3, 8, 8), 0.5)
     history, _, done = _run(objective, x, iters=40, optimizer="lbfgs", lr=None, progress=None, cancel=None)
