@@ -117,7 +117,8 @@ def _run(objective: Callable[[torch.Tensor], tuple[torch.Tensor, dict[str, float
             # L-BFGS's curvature history can send one line search to inf/NaN (seen on a GPU with TF32
             # convolutions): go back to the last finite image and rebuild the optimizer, once.
             if optimizer != "lbfgs" or retried:
-                raise FauveError("The optimisation diverged (the loss is not finite).", "Lower --lr or use --optimizer lbfgs.", code="diverged")
+                hint = "Lower --style-weight, or start from --init content." if optimizer == "lbfgs" else "Lower --lr or use --optimizer lbfgs."
+                raise FauveError("The optimisation diverged (the loss is not finite).", hint, code="diverged")
             with torch.no_grad():
                 x.copy_(snapshot)
             opt, retried = make_optimizer(), True
