@@ -59,6 +59,9 @@ def register(sub: argparse._SubParsersAction) -> None:
             p.add_argument("--upsample", choices=["nearest", "transposed"], default="nearest", help="nearest+conv (no checkerboard) or the paper's transposed conv")
             p.add_argument("--residual-output", action="store_true",
                            help="output = input + network(input): starts as the identity, learns faster on small budgets (not in the paper)")
+        if name == "dumoulin":
+            p.add_argument("--style-lr-mult", type=float, default=1.0, metavar="X",
+                           help="learning rate of the per-style γ, β = X × --lr (each style's row learns from 1/N of the samples; 10 helps 16 styles separate on short runs)")
         if name == "johnson":
             p.add_argument("--norm", choices=["batch", "instance"], default="batch", help="the paper's BatchNorm, or InstanceNorm for comparisons")
         p.add_argument("--vgg", dest="vgg_source", choices=["auto", "torchvision", "hed"], default="auto", help="VGG16 weight source of the loss network")
@@ -105,7 +108,7 @@ def run(args) -> int:
         seed=args.seed, device=args.device, precision=args.precision, compile=args.compile,
         channels_last=args.channels_last, checkpoint_every=args.checkpoint_every, sample_every=args.sample_every,
         resume=args.resume, half_weights=args.half, add_style_from=getattr(args, "from_model", None),
-        init_from=args.init_from, warmup=args.warmup, time_limit=args.time_limit, clip_grad=args.clip_grad,
+        init_from=args.init_from, warmup=args.warmup, time_limit=args.time_limit, clip_grad=args.clip_grad, style_lr_mult=getattr(args, "style_lr_mult", 1.0),
         sample_images=args.sample_images,
     )
     out = train(cfg)

@@ -221,3 +221,19 @@ def test_grad_clip_caps_a_spike_at_a_multiple_of_the_running_norm_and_survives_a
     w.grad = torch.full((10,), 100.0)
     off()
     assert float(w.grad.norm()) == pytest.approx(100.0 * 10**0.5)
+
+
+def test_style_lr_mult_lets_dumoulin_style_rows_move_further(train_data, tmp_path):
+    from fauve.models.layers import ConditionalInstanceNorm
+
+    def spread(mult: str) -> float:
+        out = tmp_path / f"mult{mult}"
+        fauve("train", "dumoulin", "--content", str(train_data["content"]), "--styles", str(train_data["styles"]), "-o", str(out),
+              "--iters", "10", "--lr", "1e-3", "--style-lr-mult", mult, *TINY)
+        assert json.loads((out / "config.json").read_text())["training"].get("style_lr_mult", 1.0) == float(mult)
+        norms = [m for m in load_model(out).modules() if isinstance(m, ConditionalInstanceNorm)]
+        # Every row starts at γ = 1, β = 0: how far the style rows moved from there.
+        with torch.no_grad():
+            return sum(float((m.gamma - 1).abs().mean() + m.beta.abs().mean()) for m in norms) / len(norms)
+
+    assert spread("10") > 4 * spread("1")

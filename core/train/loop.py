@@ -63,6 +63,7 @@ class TrainConfig:
     warmup: int = 0
     time_limit: float | None = None  # seconds of training in this run; then checkpoint and export
     clip_grad: float = 0.0  # clip the gradient norm at this multiple of its running average (0: off)
+    style_lr_mult: float = 1.0  # dumoulin: learning-rate multiplier of the per-style γ, β
     sample_images: list[str] = field(default_factory=list)
 
     def fill_defaults(self) -> "TrainConfig":
@@ -139,7 +140,7 @@ def train(cfg: TrainConfig) -> Path:
         restore = None
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(trainable, lr=cfg.lr)
+    optimizer = torch.optim.Adam(_param_groups(model, trainable, cfg), lr=cfg.lr)
     grad_clip = GradClip(trainable, cfg.clip_grad, device)
 
     start = 0
@@ -148,8 +149,8 @@ def train(cfg: TrainConfig) -> Path:
         state = torch.load(ckpt_path, map_location=device, weights_only=True)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        for group in optimizer.param_groups:  # a resume may change --lr (e.g. a lower rate to finish)
-            group["lr"] = cfg.lr
+        for group, fresh in zip(optimizer.param_groups, _param_groups(model, trainable, cfg)):
+            group["lr"] = group["base_lr"] = fresh["base_lr"]  # a resume may change --lr (e.g. a lower rate to finish)
         start = int(state["step"])
         grad_clip.load(state.get("grad_clip"))
     elif cfg.resume and is_main:
@@ -201,7 +202,7 @@ def train(cfg: TrainConfig) -> Path:
         grad_norm = grad_clip()
         if cfg.warmup:  # linear warm-up: a function of the step alone, so resuming repeats it exactly
             for group in optimizer.param_groups:
-                group["lr"] = cfg.lr * min(1.0, (step + 1) / cfg.warmup)
+                group["lr"] = group["base_lr"] * min(1.0, (step + 1) / cfg.warmup)
         optimizer.step()
         if restore is not None:
             restore()
@@ -241,6 +242,23 @@ def train(cfg: TrainConfig) -> Path:
         dist.barrier()
         dist.destroy_process_group()
     return out
+
+
+def _param_groups(model: torch.nn.Module, trainable: list[torch.nn.Parameter], cfg: TrainConfig) -> list[dict]:
+    """Adam's parameter groups, each with its ``base_lr`` (what warm-up and resume scale). With
+    ``--style-lr-mult`` the conditional norms' γ, β of a dumoulin net get their own rate: each style's
+    row only learns from the samples of that style (1/N of them), so at the shared rate 16 styles
+    separate slowly (docs/training.md)."""
+    from fauve.models.layers import ConditionalInstanceNorm
+
+    wanted = {id(p) for p in trainable}
+    style = [p for m in model.modules() if isinstance(m, ConditionalInstanceNorm) for p in m.parameters() if id(p) in wanted]
+    if cfg.style_lr_mult == 1.0 or not style:
+        return [{"params": trainable, "lr": cfg.lr, "base_lr": cfg.lr}]
+    ids = {id(p) for p in style}
+    shared = [p for p in trainable if id(p) not in ids]
+    lr = cfg.lr * cfg.style_lr_mult
+    return [g for g in ({"params": shared, "lr": cfg.lr, "base_lr": cfg.lr}, {"params": style, "lr": lr, "base_lr": lr}) if g["params"]]
 
 
 class GradClip:
@@ -352,7 +370,7 @@ def _export(model, method, cfg: TrainConfig, out: Path, last: dict, skipped: int
     export.loss_net = method.vgg.source_info() if hasattr(method, "vgg") else {"name": "vgg16", "source": export.vgg_source}
     export.training_recipe = {
         "content_data": str(cfg.content), "size": cfg.size, "style_size": cfg.style_size, "batch_size": cfg.batch_size,
-        "iters": steps, **({"planned_iters": cfg.iters} if steps != cfg.iters else {}), "lr": cfg.lr, **({"warmup": cfg.warmup} if cfg.warmup else {}), **({"clip_grad": cfg.clip_grad} if cfg.clip_grad else {}), "content_layers": list(cfg.content_layers), "style_layers": list(cfg.style_layers),
+        "iters": steps, **({"planned_iters": cfg.iters} if steps != cfg.iters else {}), "lr": cfg.lr, **({"warmup": cfg.warmup} if cfg.warmup else {}), **({"clip_grad": cfg.clip_grad} if cfg.clip_grad else {}), **({"style_lr_mult": cfg.style_lr_mult} if cfg.style_lr_mult != 1.0 else {}), "content_layers": list(cfg.content_layers), "style_layers": list(cfg.style_layers),
         "content_weight": cfg.content_weight, "style_weight": cfg.style_weight, "tv_weight": cfg.tv_weight,
         "seed": cfg.seed, "hardware": _hardware(next(model.parameters()).device), "precision": cfg.precision, **({"init_from": Path(cfg.init_from).resolve().name} if cfg.init_from else {}), "final_losses": last, "skipped_images": skipped,
     }
