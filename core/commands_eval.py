@@ -45,6 +45,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--sheet-tile", type=int, default=160, help="long side of each picture in the contact sheets")
     p.add_argument("--save-outputs", action="store_true", help="write every output on the Gatys photos to DIR/outputs/")
     p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--backend", default="torch", choices=["torch", "onnxruntime"],
+                   help="run the models in PyTorch or onnxruntime (fp32; pip install 'fauve[onnx]'); Gatys always runs in PyTorch")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-o", "--output", default="eval", metavar="DIR", help="output folder")
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
@@ -59,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         content=list(args.content), styles=list(args.styles), sizes=args.sizes, gatys_sizes=args.gatys_sizes,
         gatys_subset=args.gatys_subset, gatys_iters=args.gatys_iters, gatys_init=args.gatys_init,
         max_photos=args.max_photos, style_size=args.style_size, unseen=args.unseen, out=args.output,
-        sheet_tile=args.sheet_tile, save_outputs=args.save_outputs, device=args.device, seed=args.seed,
+        sheet_tile=args.sheet_tile, save_outputs=args.save_outputs, device=args.device, seed=args.seed, backend=args.backend,
     )
     quiet = args.quiet or args.json
     report = evaluate(args.models, settings, log=(lambda _m: None) if quiet else (lambda m: print(m, file=sys.stderr, flush=True)))

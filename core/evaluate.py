@@ -12,7 +12,8 @@ model:
    to the AdaIN target on relu4_1 and the mean/std style loss, on the model's own encoder
    (``AdaINMethod.loss``). The style target is the style image at the recipe's style size, as in
    training, whatever the size of the photo.
-2. Each model runs (``fauve.pipeline.Stylizer``, untiled, fp32) on every content photo resized to
+2. Each model runs (``fauve.pipeline.Stylizer``, untiled, fp32, in PyTorch or onnxruntime: the
+   ``backend`` setting, so the path a user runs is the one judged) on every content photo resized to
    each evaluation size (long side), once per style; content, style and total losses are averaged.
 3. Gatys optimisation (``fauve.optimize``'s L-BFGS engine, started from the photo as
    ``fauve optimize`` does) minimises the *same* weighted objective on a fixed subset of the
@@ -318,6 +319,7 @@ class EvalSettings:
     save_outputs: bool = False
     device: str = "cpu"
     seed: int = 0
+    backend: str = "torch"
 
 
 @dataclass
@@ -433,7 +435,7 @@ def evaluate(models: Sequence[str | Path], settings: EvalSettings, log: Callable
             raise InputImageError(f"None of {model_name}'s styles ({', '.join(model.style_names[:8])}…) has an image among the --styles given.",
                                   "Pass the folder of the paintings the model was trained on (e.g. --styles ../shared/data/styles).")
         log(f"{model_name}: {model.method}, {len(cases)} style(s) × {len(photos)} photo(s) × sizes {', '.join(map(str, sizes))}; loss {spec.describe()}")
-        stylizer = Stylizer(model, device=device, precision="fp32", seed=settings.seed)
+        stylizer = Stylizer(model, device=device, precision="fp32", seed=settings.seed, backend=settings.backend)
         targets = {c.name: scorer.style_target(load_tensor(c.image, spec.style_size)) for c in cases}
         for c in cases:
             style_paths[c.name] = c.image
@@ -573,7 +575,7 @@ def summary_table(report: dict[str, Any]) -> str:
     lines.append(f"Losses: the mean over {len(st['photos'])} photos (and the model's styles) of the normalised losses of the "
                  f"model's own training recipe; Gatys: {st['gatys_iters']} L-BFGS iterations on {len(st['gatys_photos'])} photo(s) "
                  f"({', '.join(st['gatys_photos'])}) × the same styles; ratios compare the model with Gatys on those same pairs. "
-                 f"Times on {st['device']} ({st['torch_threads']} threads).")
+                 f"Times on {st['device']} ({st['torch_threads']} threads), networks run in {st.get('backend', 'torch')}.")
     return "\n".join(lines)
 
 

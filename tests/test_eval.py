@@ -127,6 +127,26 @@ def test_gatys_lowers_the_objective_and_ships_follows_the_ratios(report):
     assert summary["ada", 48]["styles"] == 1  # the unseen style is reported per style, not in the model's mean
 
 
+def test_the_onnxruntime_backend_scores_the_same_pictures(report, eval_setup, tmp_path):
+    """``--backend onnxruntime`` judges the path users run; its losses are torch's within 1 %."""
+    pytest.importorskip("onnxruntime")
+    data, _ = report
+    root, models = eval_setup["root"], eval_setup["models"]
+    names = ("uly-a", "dum", "ada")
+    rc = _run_cli(*(str(models[n]) for n in names), "--content", str(root / "content"), "--styles", str(root / "styles"),
+                  "--sizes", "48,64", "--gatys-subset", "0", "--backend", "onnxruntime", "--quiet", "-o", str(tmp_path / "ort"))
+    assert rc == 0
+    ort = json.loads((tmp_path / "ort" / "eval.json").read_text())
+    assert ort["settings"]["backend"] == "onnxruntime" and data["settings"]["backend"] == "torch"
+    torch_rows = {(r["model"], r["style"], r["size"]): r["all"] for r in data["rows"] if r["model"] in names and not r["unseen"]}
+    ort_rows = {(r["model"], r["style"], r["size"]): r["all"] for r in ort["rows"]}
+    assert ort_rows.keys() == torch_rows.keys()
+    for key, t in torch_rows.items():
+        for term in ("content", "style", "total"):
+            assert ort_rows[key][term] == pytest.approx(t[term], rel=1e-2), (key, term)
+    assert "networks run in onnxruntime" in (tmp_path / "ort" / "eval.md").read_text()
+
+
 def test_markdown_and_contact_sheet(report, eval_setup):
     data, out = report
     md = (out / "eval.md").read_text()
