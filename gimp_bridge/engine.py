@@ -54,7 +54,7 @@ class StyleInfo:
         return f"{title} · {self.method}" + (f" ({self.model})" if self.multi_style or title != self.model else "")
 
     def public(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "title": self.title or self.name, "method": self.method, "model": self.model,
+        return {"id": self.id, "name": self.name, "title": self.title or self.name, "label": self.label, "method": self.method, "model": self.model,
                 "source": self.source, "license": self.license, "accepts_style_image": self.accepts_style_image,
                 "multi_style": self.multi_style}
 

@@ -90,6 +90,7 @@ def test_styles_list_every_model_style_with_a_thumbnail(server):  # noqa: F811
     by_id = {s["id"]: s for s in data["styles"]}
     assert set(by_id) == {"tiny-wave", "tiny-mix/candy", "tiny-mix/mosaic", "tiny-mix/udnie", "tiny-msg/ink", "tiny-msg/oil"}
     assert by_id["tiny-wave"]["method"] == "ulyanov" and by_id["tiny-mix/mosaic"]["model"] == "tiny-mix"
+    assert by_id["tiny-mix/mosaic"]["label"] == "mosaic · dumoulin (tiny-mix)"  # what the app and the GIMP dialog show
     assert by_id["tiny-msg/ink"]["accepts_style_image"] and not by_id["tiny-wave"]["accepts_style_image"]
     for style in data["styles"]:
         thumb = Image.open(io.BytesIO(base64.b64decode(style["thumbnail_png_b64"])))

@@ -245,7 +245,8 @@ class FauveStyleTransfer(Gimp.PlugIn):
             config.set_property("style-index", ids.index(current))
         elif config.get_property("style-index") >= len(ids):
             config.set_property("style-index", 0)
-        labels = ["%s  (%s)" % (s.get("name") or s["id"], s.get("method", "?")) for s in styles]
+        # The server's label tells apart styles of the same name (ulyanov-starry-night vs its slim twin).
+        labels = [s.get("label") or "%s  (%s)" % (s.get("name") or s["id"], s.get("method", "?")) for s in styles]
         dialog = GimpUi.ProcedureDialog.new(procedure, config, "Fauve Style Transfer")
         store = GimpUi.IntStore()  # a Gtk.ListStore: column 0 = value, column 1 = label
         for i, label in enumerate(labels):
