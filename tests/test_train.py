@@ -162,6 +162,24 @@ def test_init_from_a_trained_model_fine_tunes_and_ulyanov_seeds_every_dumoulin_s
     assert proc.returncode == 2 and "Cannot start a johnson run from a dumoulin model" in proc.stderr and "hint:" in proc.stderr
 
 
+def test_adain_init_keeps_the_decoder_and_takes_the_new_runs_paintings(train_data, tmp_path):
+    content = str(train_data["content"])
+    base, tuned = tmp_path / "base", tmp_path / "tuned"
+    fauve("train", "adain", "--content", content, "--styles", str(train_data["styles"]), "-o", str(base), "--iters", "3", *TINY)
+    two = tmp_path / "two-paintings"
+    two.mkdir()
+    for painting in sorted(train_data["styles"].iterdir())[:2]:
+        (two / painting.name).write_bytes(painting.read_bytes())
+    # 3 named styles → 2: the named-style statistics follow the new run, the decoder is the base's (lr 0).
+    fauve("train", "adain", "--content", content, "--styles", str(two), "-o", str(tuned), "--iters", "1", "--lr", "0",
+          "--init", str(base), *TINY)
+    old, new = load_model(base), load_model(tuned)
+    assert old.style_names[:2] == new.style_names and len(new.style_names) == 2
+    assert torch.equal(new.style_means, old.style_means[:2]) and torch.equal(new.style_stds, old.style_stds[:2])
+    for name, tensor in old.decoder.state_dict().items():
+        assert torch.equal(new.decoder.state_dict()[name], tensor), name
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

@@ -47,8 +47,12 @@ def init_from(cfg, method) -> StyleModel:
                 row = "gamma" if leaf == "weight" else "beta"
                 state[f"{prefix}.{row}"] = tensor.unsqueeze(0).expand_as(target[f"{prefix}.{row}"]).clone()
                 del state[name]
+    # adain's named-style statistics are recomputed from this run's paintings, whatever their number.
+    recomputed = ("style_means", "style_stds") if cfg.method == "adain" else ()
+    for name in recomputed:
+        state.pop(name, None)
     mismatched = [k for k in target if k in state and state[k].shape != target[k].shape]
-    missing = [k for k in target if k not in state]
+    missing = [k for k in target if k not in state and k not in recomputed]
     if mismatched or missing:
         raise FauveError(f"--init {cfg.init_from} does not fit this run: "
                          f"{len(mismatched)} tensors differ in shape (e.g. {(mismatched or missing)[0]}), {len(missing)} are missing.",
