@@ -57,6 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--width", type=float, default=None, help="channel width multiplier (0.5 halves every layer)")
         if name in ("johnson", "ulyanov", "dumoulin"):
             p.add_argument("--upsample", choices=["nearest", "transposed"], default="nearest", help="nearest+conv (no checkerboard) or the paper's transposed conv")
+        if name != "adain":
             p.add_argument("--residual-output", action="store_true",
                            help="output = input + network(input): starts as the identity, learns faster on small budgets (not in the paper)")
         if name == "dumoulin":

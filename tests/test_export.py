@@ -27,11 +27,11 @@ METHODS = ["johnson", "ulyanov", "dumoulin", "msgnet", "adain"]
 TOL = 1e-4
 
 
-def tiny_trained_like(method: str) -> torch.nn.Module:
+def tiny_trained_like(method: str, **arch) -> torch.nn.Module:
     """A tiny model whose output is a real picture in (0, 1): random conditioning tables (so mixes
     differ), stored style statistics from random images, a damped last layer."""
     torch.manual_seed(0)
-    kw: dict = {"width": 0.125}
+    kw: dict = {"width": 0.125, **arch}
     if method == "msgnet":
         kw["num_blocks"] = 1
     if method in ("dumoulin", "msgnet", "adain"):
@@ -46,6 +46,8 @@ def tiny_trained_like(method: str) -> torch.nn.Module:
         if method == "adain":
             model.set_named_styles([torch.rand(1, 3, 48, 48), torch.rand(1, 3, 48, 48) ** 3])
         last = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+        if not last.weight.any():  # a residual-output model's last conv starts at zero
+            last.weight.normal_()
         last.weight.mul_(1.5 / last.weight.abs().sum(dim=(1, 2, 3), keepdim=True))  # |output − 0.5| ≤ 1.5·max|input|
         last.bias.fill_(0.5)
     return model
@@ -56,6 +58,12 @@ def picture(h: int = 70, w: int = 90, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     rgb = np.stack([0.5 + 0.4 * np.sin(xx / 6), 0.5 + 0.4 * np.cos(yy / 4), (xx + yy) / (h + w)], axis=2)
     return np.clip(rgb + rng.normal(0, 0.05, rgb.shape), 0, 1).astype(np.float32)
+
+
+@pytest.mark.parametrize("method", ["ulyanov", "dumoulin", "msgnet"])
+def test_a_residual_output_model_exports_with_its_input_skip(method):
+    model = tiny_trained_like(method, residual_output=True)
+    assert compare_with_torch(model, export_onnx(model), height=64, width=96) < TOL
 
 
 @pytest.fixture(scope="module", params=METHODS)

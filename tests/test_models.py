@@ -8,14 +8,18 @@ import torch
 from fauve.models import build_model, load_model
 
 
-@pytest.mark.parametrize("method", ["johnson", "ulyanov", "dumoulin"])
+def output_conv(model) -> torch.nn.Conv2d:
+    return model.decoder[-1].conv if model.method == "msgnet" else model.net.out.conv
+
+
+@pytest.mark.parametrize("method", ["johnson", "ulyanov", "dumoulin", "msgnet"])
 def test_residual_output_starts_as_the_identity_and_survives_save_load(method, tmp_path):
-    kw = {"num_styles": 2} if method == "dumoulin" else {}
+    kw = {"num_styles": 2} if method in ("dumoulin", "msgnet") else {}
     model = build_model(method, width=0.25, residual_output=True, **kw).eval()
     x = torch.rand(1, 3, 36, 44)
     with torch.no_grad():
         assert torch.equal(model(x), x)
-        model.net.out.conv.bias.fill_(0.1)  # a trained model differs from the identity
+        output_conv(model).bias.fill_(0.1)  # a trained model differs from the identity
         y = model(x)
     model.save_pretrained(tmp_path)
     loaded = load_model(tmp_path)
@@ -25,8 +29,9 @@ def test_residual_output_starts_as_the_identity_and_survives_save_load(method, t
         assert torch.allclose(y, x + 0.1)
 
 
-def test_paper_generator_has_no_input_skip():
-    model = build_model("ulyanov", width=0.25).eval()
+@pytest.mark.parametrize("method", ["ulyanov", "msgnet"])
+def test_paper_generator_has_no_input_skip(method):
+    model = build_model(method, width=0.25).eval()
     x = torch.rand(1, 3, 32, 32)
     with torch.no_grad():
         assert not torch.allclose(model(x), x, atol=0.05)

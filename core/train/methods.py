@@ -99,7 +99,8 @@ class MSGNetMethod(Method):
             self.vgg_grams = [losses.style_grams(self.vgg(s.to(self.device), self.cfg.style_layers), self.cfg.style_layers) for s in self.styles]
 
     def build(self) -> StyleModel:
-        return build_model("msgnet", width=self.cfg.width, num_styles=len(self.styles), style_names=self.style_names)
+        return build_model("msgnet", width=self.cfg.width, num_styles=len(self.styles), style_names=self.style_names,
+                           residual_output=self.cfg.residual_output)
 
     def loss(self, model, content, step):
         # Zhang & Dana cycle styles per batch: every sample of a batch shares one style.
