@@ -180,6 +180,22 @@ def test_adain_init_keeps_the_decoder_and_takes_the_new_runs_paintings(train_dat
         assert torch.equal(new.decoder.state_dict()[name], tensor), name
 
 
+def test_adain_identity_weight_teaches_the_decoder_to_rebuild_the_photo(train_data, tmp_path):
+    content, styles = str(train_data["content"]), str(train_data["styles"])
+    runs = {w: tmp_path / f"id{w}" for w in ("0", "5")}
+    for w, out in runs.items():
+        fauve("train", "adain", "--content", content, "--styles", styles, "-o", str(out), "--iters", "30", "--lr", "1e-3",
+              "--identity-weight", w, *TINY)
+    photo = torch.rand(1, 3, 32, 32) * 0.6 + 0.2
+    errors = {}
+    for w, out in runs.items():
+        model = load_model(out).float().eval()
+        with torch.no_grad():
+            errors[w] = float((model.decoder(model.encode(photo)["relu4_1"]) - photo).pow(2).mean())
+    assert errors["5"] < 0.7 * errors["0"], errors
+    assert json.loads((runs["5"] / "config.json").read_text())["training"]["identity_weight"] == 5.0
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

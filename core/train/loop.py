@@ -64,6 +64,7 @@ class TrainConfig:
     time_limit: float | None = None  # seconds of training in this run; then checkpoint and export
     clip_grad: float = 0.0  # clip the gradient norm at this multiple of its running average (0: off)
     style_lr_mult: float = 1.0  # dumoulin: learning-rate multiplier of the per-style γ, β
+    identity_weight: float = 0.0  # adain: weight of the photo-reconstruction (identity) loss
     sample_images: list[str] = field(default_factory=list)
 
     def fill_defaults(self) -> "TrainConfig":
@@ -370,7 +371,7 @@ def _export(model, method, cfg: TrainConfig, out: Path, last: dict, skipped: int
     export.loss_net = method.vgg.source_info() if hasattr(method, "vgg") else {"name": "vgg16", "source": export.vgg_source}
     export.training_recipe = {
         "content_data": str(cfg.content), "size": cfg.size, "style_size": cfg.style_size, "batch_size": cfg.batch_size,
-        "iters": steps, **({"planned_iters": cfg.iters} if steps != cfg.iters else {}), "lr": cfg.lr, **({"warmup": cfg.warmup} if cfg.warmup else {}), **({"clip_grad": cfg.clip_grad} if cfg.clip_grad else {}), **({"style_lr_mult": cfg.style_lr_mult} if cfg.style_lr_mult != 1.0 else {}), "content_layers": list(cfg.content_layers), "style_layers": list(cfg.style_layers),
+        "iters": steps, **({"planned_iters": cfg.iters} if steps != cfg.iters else {}), "lr": cfg.lr, **({"warmup": cfg.warmup} if cfg.warmup else {}), **({"clip_grad": cfg.clip_grad} if cfg.clip_grad else {}), **({"style_lr_mult": cfg.style_lr_mult} if cfg.style_lr_mult != 1.0 else {}), **({"identity_weight": cfg.identity_weight} if cfg.identity_weight else {}), "content_layers": list(cfg.content_layers), "style_layers": list(cfg.style_layers),
         "content_weight": cfg.content_weight, "style_weight": cfg.style_weight, "tv_weight": cfg.tv_weight,
         "seed": cfg.seed, "hardware": _hardware(next(model.parameters()).device), "precision": cfg.precision, **({"init_from": Path(cfg.init_from).resolve().name} if cfg.init_from else {}), "final_losses": last, "skipped_images": skipped,
     }
