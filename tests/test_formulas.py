@@ -83,6 +83,26 @@ def test_adain_output_has_the_styles_channel_mean_and_std():
     assert torch.allclose(out_std, style_std, atol=1e-3)
 
 
+def test_untrained_msgnet_already_tells_two_styles_apart_after_instance_norm():
+    from fauve.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("msgnet", width=0.5, num_styles=2).eval()
+    photo, dark, light = torch.rand(1, 3, 96, 96), torch.rand(1, 3, 96, 96) ** 3, torch.rand(1, 3, 96, 96).sqrt()
+
+    def normalised(weight: torch.Tensor) -> list[torch.Tensor]:
+        with torch.no_grad():
+            model.comatch.weight.copy_(weight)
+            f = model.encoder(photo)
+            return [torch.nn.functional.instance_norm(model.comatch(f, model.style_gram(s))) for s in (dark, light)]
+
+    c = model.comatch.weight.shape[-1]
+    start = normalised(model.comatch.weight.detach().clone())
+    reference = normalised(torch.empty(1, c, c).uniform_(0.0, 0.02))  # the reference code's start
+    gap = float((start[0] - start[1]).abs().mean())
+    assert gap > 0.04 and gap > 3 * float((reference[0] - reference[1]).abs().mean())
+
+
 def test_comatch_shapes_and_zero_weight_gives_zero():
     torch.manual_seed(4)
     layer = CoMatch(16)

@@ -144,11 +144,18 @@ class CoMatch(nn.Module):
 
     Y = reshape((W · G_s)ᵀ · X̃), with X̃ the content features flattened to (C, H·W), G_s the Gram
     matrix of the style's features from the same (siamese) encoder and W ∈ R^{C×C} learned.
+
+    W starts at the identity plus U(0, 0.02) noise. The reference's U(0, 0.02) alone makes every row
+    of W · G_s nearly the same (a positive W is close to rank one), so each output channel is one
+    content map scaled per style, a scale the next instance norm removes: in a 1600-step CPU run the
+    16 styles' outputs differed by 0.004 (mean |Δ|) while moving 0.13 away from the photo. With
+    W = I the style's Gram mixes the content channels from the first step.
     """
 
     def __init__(self, num_channels: int) -> None:
         super().__init__()
-        self.weight = nn.Parameter(torch.empty(1, num_channels, num_channels).uniform_(0.0, 0.02))
+        start = torch.eye(num_channels) + torch.empty(num_channels, num_channels).uniform_(0.0, 0.02)
+        self.weight = nn.Parameter(start.unsqueeze(0))
 
     def forward(self, x: torch.Tensor, target_gram: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
