@@ -61,9 +61,6 @@ class Method:
         s = losses.gram_style_loss(feats, target_grams, cfg.style_layers)
         tv = losses.total_variation(output)
         total = cfg.content_weight * c + cfg.style_weight * s + cfg.tv_weight * tv
-        if cfg.identity_weight:
-            # AdaIN(f_c, μ(f_c), σ(f_c)) = f_c, so decoding the photo's own features should give the photo back.
-            total = total + cfg.identity_weight * losses.relative_mse((self.decode or net.decoder)(fc), content)
         return StepOutput(total, {"content": c.detach(), "style": s.detach(), "tv": tv.detach()}, output)
 
 
