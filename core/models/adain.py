@@ -38,6 +38,7 @@ class AdaINNet(StyleModel, method="adain"):
     size_multiple = 8
     multi_style = True
     accepts_style_image = True
+    style_buffers = ("style_means", "style_stds")
 
     def __init__(self, width: float = 1.0, vgg_source: str = "hed", num_styles: int = 0, **meta) -> None:
         super().__init__(num_styles=num_styles, **meta)

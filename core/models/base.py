@@ -78,6 +78,8 @@ class StyleModel(
 
     # -- configuration ---------------------------------------------------------------------------
     arch_keys: ClassVar[tuple[str, ...]] = ("width", "upsample", "norm", "num_blocks", "vgg_source", "residual_output")
+    # Buffers computed from the training paintings when a run is exported (not learned): `--init` skips them.
+    style_buffers: ClassVar[tuple[str, ...]] = ()
 
     def hub_config(self) -> dict[str, Any]:
         from fauve import __version__

@@ -64,6 +64,7 @@ class MSGNet(StyleModel, method="msgnet"):
     size_multiple = 4
     multi_style = True
     accepts_style_image = True
+    style_buffers = ("style_grams",)
 
     def __init__(self, width: float = 1.0, num_blocks: int = 6, num_styles: int = 1, residual_output: bool = False,
                  **meta) -> None:

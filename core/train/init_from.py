@@ -47,8 +47,8 @@ def init_from(cfg, method) -> StyleModel:
                 row = "gamma" if leaf == "weight" else "beta"
                 state[f"{prefix}.{row}"] = tensor.unsqueeze(0).expand_as(target[f"{prefix}.{row}"]).clone()
                 del state[name]
-    # adain's named-style statistics are recomputed from this run's paintings, whatever their number.
-    recomputed = ("style_means", "style_stds") if cfg.method == "adain" else ()
+    # Statistics of the named styles (adain, msgnet) are recomputed from this run's paintings at export.
+    recomputed = type(model).style_buffers
     for name in recomputed:
         state.pop(name, None)
     mismatched = [k for k in target if k in state and state[k].shape != target[k].shape]
