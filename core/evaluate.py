@@ -19,8 +19,11 @@ model:
    ``fauve optimize`` does) minimises the *same* weighted objective on a fixed subset of the
    photos × the same styles, at each size. Results are cached on disk by (photo, style, loss,
    size, iterations), so models that share a style and a recipe share the optimisation.
-4. A style of a model "ships" when, on the Gatys pairs, its mean style loss and mean content loss
-   are each within ``SHIP_RATIO`` (1.5×) of Gatys's at every size Gatys ran at.
+4. Every output is also scored for a checkerboard (``fauve.artifacts``): the power on the 2, 4 and
+   8 px upsampling lattices relative to the input photo's ("grid ×photo", the worst period).
+5. A style of a model "ships" when, on the Gatys pairs, its mean style loss and mean content loss
+   are each within ``SHIP_RATIO`` (1.5×) of Gatys's at every size Gatys ran at, and its grid
+   score is at most ``GRID_LIMIT`` at every size.
 
 Times: the model's seconds per image (inference only) and Gatys's seconds per pair, on the device
 used. The report is ``eval.json`` + ``eval.md`` and one contact sheet per size (photos ×
@@ -42,6 +45,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fauve.artifacts import GRID_LIMIT, GridMeter
 from fauve.errors import FauveError, InputImageError
 
 SHIP_RATIO = 1.5
@@ -443,6 +447,7 @@ def evaluate(models: Sequence[str | Path], settings: EvalSettings, log: Callable
         for size in sizes:
             acc = {c.name: _Acc() for c in cases}
             acc_subset = {c.name: _Acc() for c in cases}
+            grids = {c.name: GridMeter() for c in cases}
             pair_totals: dict[tuple[str, str], float] = {}
             for photo in photos:
                 x = load_tensor(photo, size)
@@ -456,6 +461,7 @@ def evaluate(models: Sequence[str | Path], settings: EvalSettings, log: Callable
                     with torch.no_grad():
                         terms = {k: float(v) for k, v in scorer.terms(yt, scorer.content_target(cf, targets[c.name]), targets[c.name]).items()}
                     acc[c.name].add(terms, seconds)
+                    grids[c.name].add(y, rgb)
                     if photo in subset:
                         acc_subset[c.name].add(terms, seconds)
                         pair_totals[c.name, photo.name] = terms["total"]
@@ -465,7 +471,7 @@ def evaluate(models: Sequence[str | Path], settings: EvalSettings, log: Callable
             for c in cases:
                 row: dict[str, Any] = {"model": model_name, "method": model.method, "style": c.name, "style_image": c.image.name,
                                        "unseen": not c.trained, "size": size, "all": acc[c.name].mean(), "pairs": acc_subset[c.name].mean(),
-                                       "gatys": None}
+                                       "grid": grids[c.name].score(), "gatys": None}
                 if size in gatys_sizes and subset and settings.gatys_iters > 0:
                     g = _Acc()
                     reach = []
@@ -488,11 +494,12 @@ def evaluate(models: Sequence[str | Path], settings: EvalSettings, log: Callable
                     row["style_ratio"] = pairs["style"] / max(gm["style"], 1e-12)
                     row["total_ratio"] = pairs["total"] / max(gm["total"], 1e-12)
                 model_rows.append(row)
-                log(f"  {c.name} @ {size}: content {row['all']['content']:.4f} style {row['all']['style']:.4f}"
+                log(f"  {c.name} @ {size}: content {row['all']['content']:.4f} style {row['all']['style']:.4f} grid {_grid(row):.2f}"
                     + (f" | Gatys content {row['gatys']['content']:.4f} style {row['gatys']['style']:.4f}" if row["gatys"] else ""))
-        for c in cases:  # a style ships if it is within the bar at every size Gatys ran at
+        for c in cases:  # a style ships if it is within the bar at every size Gatys ran at, with no grid at any size
             judged = [r for r in model_rows if r["style"] == c.name and r["gatys"]]
-            verdict = all(r["content_ratio"] <= SHIP_RATIO and r["style_ratio"] <= SHIP_RATIO for r in judged) if judged else None
+            clean = all(_grid(r) <= GRID_LIMIT for r in model_rows if r["style"] == c.name)
+            verdict = (clean and all(r["content_ratio"] <= SHIP_RATIO and r["style_ratio"] <= SHIP_RATIO for r in judged)) if judged else None
             for r in model_rows:
                 if r["style"] == c.name:
                     r["ships"] = verdict
@@ -502,7 +509,8 @@ def evaluate(models: Sequence[str | Path], settings: EvalSettings, log: Callable
 
     report = {
         "settings": {**asdict(settings), "photos": [p.name for p in photos], "gatys_photos": [p.name for p in subset],
-                     "device": str(device), "torch_threads": torch.get_num_threads(), "ship_ratio": SHIP_RATIO},
+                     "device": str(device), "torch_threads": torch.get_num_threads(), "ship_ratio": SHIP_RATIO,
+                     "grid_limit": GRID_LIMIT},
         "summary": summaries, "rows": rows, "skipped_styles": skipped,
     }
     (out / "eval.json").write_text(json.dumps(report, indent=1, default=str))
@@ -511,6 +519,11 @@ def evaluate(models: Sequence[str | Path], settings: EvalSettings, log: Callable
         contact_sheet(out / f"contact-{size}.png", subset or photos[:4], size, sheet[size], gatys_images[size],
                       style_paths, rows, model_specs, tile=settings.sheet_tile)
     return report
+
+
+def _grid(row: dict[str, Any]) -> float:
+    """The row's checkerboard score (worst period, ×photo); 0 when no output was scored."""
+    return row["grid"]["worst"] if row.get("grid") else 0.0
 
 
 def _vgg_for(shared: Scorer, spec: LossSpec) -> Any:
@@ -529,7 +542,8 @@ def _summaries(model_name: str, method: str, rows: list[dict[str, Any]], sizes: 
         mean = lambda key, part: sum(r[part][key] for r in rs) / len(rs)  # noqa: E731
         s: dict[str, Any] = {"model": model_name, "method": method, "size": size, "styles": len(rs),
                              "content": mean("content", "all"), "style": mean("style", "all"), "total": mean("total", "all"),
-                             "seconds": mean("seconds", "all"), "loss": spec.describe(), "gatys": None, "ships": None}
+                             "seconds": mean("seconds", "all"), "grid": max(_grid(r) for r in rs), "loss": spec.describe(),
+                             "gatys": None, "ships": None}
         judged = [r for r in rs if r["gatys"]]
         if judged:
             g = {k: sum(r["gatys"][k] for r in judged) / len(judged) for k in ("content", "style", "total", "seconds")}
@@ -538,7 +552,7 @@ def _summaries(model_name: str, method: str, rows: list[dict[str, Any]], sizes: 
             s["pairs"] = p
             s["content_ratio"], s["style_ratio"] = p["content"] / max(g["content"], 1e-12), p["style"] / max(g["style"], 1e-12)
             s["styles_shipping"] = sum(1 for r in judged if r.get("ships"))
-            s["ships"] = s["content_ratio"] <= SHIP_RATIO and s["style_ratio"] <= SHIP_RATIO
+            s["ships"] = s["content_ratio"] <= SHIP_RATIO and s["style_ratio"] <= SHIP_RATIO and s["grid"] <= GRID_LIMIT
         out.append(s)
     return out
 
@@ -558,8 +572,8 @@ def summary_table(report: dict[str, Any]) -> str:
     """One row per model and size (mean over its styles): the table for the README."""
     st = report["settings"]
     lines = [
-        f"| model | px | styles | content | style | s/img | Gatys content | Gatys style | Gatys s/pair | content ×G | style ×G | ships (≤{SHIP_RATIO}×) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        f"| model | px | styles | content | style | s/img | grid ×photo | Gatys content | Gatys style | Gatys s/pair | content ×G | style ×G | ships (≤{SHIP_RATIO}×, grid ≤{GRID_LIMIT:g}) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for s in report["summary"]:
         g = s.get("gatys")
@@ -567,7 +581,7 @@ def summary_table(report: dict[str, Any]) -> str:
         if g and s["styles"] > 1:
             ships += f" ({s['styles_shipping']}/{g['styles']} styles)"
         lines.append(
-            f"| {s['model']} | {s['size']} | {s['styles']} | {_f(s['content'])} | {_f(s['style'])} | {_f(s['seconds'], 2)} | "
+            f"| {s['model']} | {s['size']} | {s['styles']} | {_f(s['content'])} | {_f(s['style'])} | {_f(s['seconds'], 2)} | {_f(s.get('grid'), 2)} | "
             + (f"{_f(g['content'])} | {_f(g['style'])} | {_f(g['seconds'], 0)} | {_f(s['content_ratio'], 2)} | {_f(s['style_ratio'], 2)} | "
                if g else "– | – | – | – | – | ")
             + f"{ships} |")
@@ -575,6 +589,8 @@ def summary_table(report: dict[str, Any]) -> str:
     lines.append(f"Losses: the mean over {len(st['photos'])} photos (and the model's styles) of the normalised losses of the "
                  f"model's own training recipe; Gatys: {st['gatys_iters']} L-BFGS iterations on {len(st['gatys_photos'])} photo(s) "
                  f"({', '.join(st['gatys_photos'])}) × the same styles; ratios compare the model with Gatys on those same pairs. "
+                 f"Grid ×photo: the outputs' power on the 2/4/8 px upsampling lattice over the photos' (worst period, worst style; "
+                 f"≈1 is clean, a visible checkerboard is ≫{GRID_LIMIT:g}). "
                  f"Times on {st['device']} ({st['torch_threads']} threads), networks run in {st.get('backend', 'torch')}.")
     return "\n".join(lines)
 
@@ -587,7 +603,7 @@ def markdown_report(report: dict[str, Any]) -> str:
         f"Content: {len(st['photos'])} photo(s) from {', '.join(st['content'])}; sizes {', '.join(map(str, st['sizes']))} px (long side); "
         f"Gatys (L-BFGS, {st['gatys_iters']} iterations, init {st['gatys_init']}) on {', '.join(st['gatys_photos']) or 'no photos'} "
         f"at {', '.join(map(str, st['gatys_sizes'] or st['sizes']))} px. A style ships when its content and style losses on the "
-        f"Gatys pairs are each ≤ {SHIP_RATIO}× Gatys's at every size.",
+        f"Gatys pairs are each ≤ {SHIP_RATIO}× Gatys's at every size and its grid score is ≤ {GRID_LIMIT:g} at every size.",
         "",
         "## Per model",
         "",
@@ -595,13 +611,14 @@ def markdown_report(report: dict[str, Any]) -> str:
         "",
         "## Per style",
         "",
-        "| model | style | px | content | style | total | s/img | on Gatys pairs: content | style | total | Gatys content | style | total | s/pair | it. to match | content ×G | style ×G | ships |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- |",
+        "| model | style | px | content | style | total | s/img | grid ×photo | on Gatys pairs: content | style | total | Gatys content | style | total | s/pair | it. to match | content ×G | style ×G | ships |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- |",
     ]
     for r in report["rows"]:
         a, p, g = r["all"], r["pairs"], r["gatys"]
         style = r["style"] + (" (unseen)" if r["unseen"] else "")
-        line = f"| {r['model']} | {style} | {r['size']} | {_f(a['content'])} | {_f(a['style'])} | {_f(a['total'])} | {_f(a['seconds'], 2)} | "
+        line = (f"| {r['model']} | {style} | {r['size']} | {_f(a['content'])} | {_f(a['style'])} | {_f(a['total'])} | {_f(a['seconds'], 2)} | "
+                f"{_f(r['grid']['worst'] if r.get('grid') else None, 2)} | ")
         line += (f"{_f(p['content'])} | {_f(p['style'])} | {_f(p['total'])} | " if p else "– | – | – | ")
         if g:
             reach = ", ".join("never" if v is None else str(v) for v in g["iterations_to_match_model"])

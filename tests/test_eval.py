@@ -101,6 +101,8 @@ def test_rows_cover_every_model_style_and_size(report):
         w = 2.0 if r["method"] == "adain" else 3.0  # total = content + style_weight · style (TV weight 0)
         assert r["all"]["total"] == pytest.approx(r["all"]["content"] + w * r["all"]["style"], rel=1e-5)
         assert (r["gatys"] is not None) == (r["size"] == 48)
+        assert set(r["grid"]) == {"period2", "period4", "period8", "worst"} and r["grid"]["worst"] > 0
+        assert r["grid"]["worst"] == max(r["grid"][f"period{p}"] for p in (2, 4, 8))
 
 
 def test_gatys_lowers_the_objective_and_ships_follows_the_ratios(report):
@@ -113,7 +115,9 @@ def test_gatys_lowers_the_objective_and_ships_follows_the_ratios(report):
         assert g["iterations"] == 5 and g["seconds"] > 0
         assert r["content_ratio"] == pytest.approx(r["pairs"]["content"] / g["content"])
         assert r["style_ratio"] == pytest.approx(r["pairs"]["style"] / g["style"])
-        assert r["ships"] == (r["content_ratio"] <= 1.5 and r["style_ratio"] <= 1.5)
+        clean = all(o["grid"]["worst"] <= data["settings"]["grid_limit"] for o in data["rows"]
+                    if (o["model"], o["style"]) == (r["model"], r["style"]))
+        assert r["ships"] == (r["content_ratio"] <= 1.5 and r["style_ratio"] <= 1.5 and clean)
     runs = [json.loads(p.read_text()) for p in sorted((out / "gatys").glob("*.json"))]
     # one run per (loss recipe, style, photo, size): the two ulyanov models share theirs
     assert len(runs) == 5
@@ -162,6 +166,55 @@ def test_markdown_and_contact_sheet(report, eval_setup):
     cells = [sheet[20 + k * (th + 4):20 + k * (th + 4) + th, x0:x0 + TILE] for k in range(1, rows + 1)]
     assert all(c.std() > 1 for c in cells)  # every row holds a picture, not the white background
     assert np.abs(cells[2] - photo).mean() < np.abs(cells[0] - photo).mean()  # Gatys (from the photo) vs an untrained net
+
+
+def test_grid_score_flags_lattice_patterns_not_texture():
+    """The checkerboard number (fauve.artifacts): ≫ the limit for a faint 4 px pattern and for an
+    untrained transposed-conv generator; under it for blur, noise, broadband texture and a
+    nearest + conv generator; exactly 1 for the photo itself."""
+    from fauve.artifacts import GRID_LIMIT, GridMeter
+    from fauve.evaluate import load_tensor, to_numpy
+    from fauve.models import build_model
+
+    samples = Path(__file__).resolve().parents[1] / "core" / "samples"
+    photos = [load_tensor(samples / name, 256) for name in ("parrots.jpg", "lighthouse.jpg")]
+    rgbs = [to_numpy(x) for x in photos]
+    rng = np.random.default_rng(0)
+
+    def score(transform) -> dict[str, float]:
+        meter = GridMeter()
+        for x, rgb in zip(photos, rgbs):
+            meter.add(np.clip(transform(x, rgb), 0, 1).astype(np.float32), rgb)
+        return meter.score()
+
+    def lattice(rgb, period):  # a fixed random tile repeated every `period` px
+        yy, xx = np.mgrid[: rgb.shape[0], : rgb.shape[1]]
+        return rng.uniform(-1, 1, (period, period))[yy % period, xx % period][..., None]
+
+    def texture(rgb, sigma):
+        noise = torch.from_numpy(rng.normal(0, 1, rgb.shape[:2]).astype(np.float32))[None, None]
+        if sigma:
+            noise = torchvision.transforms.functional.gaussian_blur(noise, [int(6 * sigma) | 1] * 2, [sigma, sigma])
+        noise = noise[0, 0].numpy()[..., None]
+        return noise / noise.std()
+
+    def generator(upsample):
+        torch.manual_seed(0)
+        net = build_model("johnson", width=0.25, upsample=upsample).eval()
+        return lambda x, rgb: to_numpy(net(x).clamp(0, 1).detach())
+
+    import torchvision
+
+    assert score(lambda x, rgb: rgb) == {"period2": 1.0, "period4": 1.0, "period8": 1.0, "worst": 1.0}
+    grid = score(lambda x, rgb: rgb + 0.02 * lattice(rgb, 4))  # ±5 grey levels
+    assert grid["period4"] > 100 * GRID_LIMIT and grid["period2"] > GRID_LIMIT
+    assert score(generator("transposed"))["worst"] > 10 * GRID_LIMIT
+    for clean in (lambda x, rgb: rgb + 0.05 * texture(rgb, 0), lambda x, rgb: rgb + 0.15 * texture(rgb, 1.0),
+                  lambda x, rgb: to_numpy(torchvision.transforms.functional.gaussian_blur(x, [9, 9], [1.5, 1.5])),
+                  generator("nearest")):
+        assert score(clean)["worst"] < GRID_LIMIT
+    with pytest.raises(ValueError, match="differ in size"):
+        GridMeter().add(rgbs[0][:64], rgbs[0])
 
 
 def test_scorer_is_the_trainers_loss(eval_setup):

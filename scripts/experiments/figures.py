@@ -131,39 +131,13 @@ def norm() -> None:
 
 
 # -- claim 2 ------------------------------------------------------------------------------------
-def lattice_energy(gray: np.ndarray, period: int) -> tuple[float, float]:
-    """(fraction of the AC power on the period-``period`` lattice, peak-to-neighbourhood ratio).
-
-    A pattern repeating every ``period`` pixels (the checkerboard of stride-2 upsampling: period
-    2 per layer, 4 for two layers) puts its power on the frequencies (k·H/p, l·W/p); broadband
-    texture spreads it. The first number is that power over all AC power; the second compares each
-    lattice bin with the mean of its 5×5 neighbourhood (without the bin), so a spectral *line* scores
-    ≫1 while smooth texture scores ≈1."""
-    h, w = gray.shape
-    assert h % period == 0 and w % period == 0
-    power = np.abs(np.fft.fft2(gray - gray.mean())) ** 2
-    total = power.sum()
-    bins = [((k * h // period) % h, (l * w // period) % w) for k in range(period) for l in range(period) if (k, l) != (0, 0)]
-    on = sum(power[b] for b in bins)
-    peaks = []
-    for by, bx in bins:
-        ys = [(by + d) % h for d in range(-2, 3)]
-        xs = [(bx + d) % w for d in range(-2, 3)]
-        hood = power[np.ix_(ys, xs)]
-        peaks.append(power[by, bx] / max((hood.sum() - power[by, bx]) / 24, 1e-20))
-    return float(on / total), float(np.mean(peaks))
-
-
-def _gray(rgb: np.ndarray) -> np.ndarray:
-    return rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
-
-
 def checkerboard() -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from fauve.artifacts import lattice_power, luma
     from fauve.evaluate import load_tensor, to_numpy
 
     runs = {"nearest + conv": "in-200", "transposed conv": "transposed", "MSG-Net upsampled residual": "msgnet"}
@@ -174,8 +148,8 @@ def checkerboard() -> None:
     numbers: dict = {}
     for label, outs in [("input photo", inputs)] + list(outputs.items()):
         outs = [o[: o.shape[0] // 4 * 4, : o.shape[1] // 4 * 4] for o in outs]
-        p2 = [lattice_energy(_gray(o), 2) for o in outs]
-        p4 = [lattice_energy(_gray(o), 4) for o in outs]
+        p2 = [lattice_power(luma(o), 2) for o in outs]
+        p4 = [lattice_power(luma(o), 4) for o in outs]
         numbers[label] = {"period2_fraction": float(np.mean([a for a, _ in p2])), "period2_peak": float(np.mean([b for _, b in p2])),
                           "period4_fraction": float(np.mean([a for a, _ in p4])), "period4_peak": float(np.mean([b for _, b in p4]))}
     base = numbers["input photo"]

@@ -1,0 +1,88 @@
+"""A number for the checkerboard: how much more strongly a stylized picture repeats on the
+upsampling lattice than the photo it came from.
+
+A generator that upsamples by 2 (transposed conv, or nearest + conv not yet trained to blend) can
+leave a pattern repeating every 2, 4 or 8 px (Odena, Dumoulin & Olah 2016, "Deconvolution and
+Checkerboard Artifacts"). A pattern of period p is a set of spectral *lines* at the frequencies
+(k·H/p, l·W/p); texture, brush strokes included, is broadband and raises those bins no more than
+their neighbours. So each lattice bin's power is divided by the mean power of its 5×5
+neighbourhood in the output or in the photo, whichever is higher (≈1 for texture, ≫1 for a line
+that stands out), averaged over the bins and the photos, and divided by the same number for the
+photos themselves. Measured at 512 px on 6 Kodak photos (session 6, docs/training.md): 0.9–1.4
+for johnson-starry-night, dumoulin-16 and the Great Wave, Scream and Composition VII ulyanov nets;
+8.8 for ulyanov-starry-night and 36 for its slim version (a fine hatching), 11 for the AdaIN decoder's
+4 px grid; an untrained transposed-conv net scores ~200, a faint (±5/255) 4 px pattern ~2·10³.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+PERIODS = (2, 4, 8)
+# Above this a lattice pattern shows on flat areas at 100 % (the measurements above).
+GRID_LIMIT = 3.0
+
+
+def luma(rgb: np.ndarray) -> np.ndarray:
+    """Rec. 601 luma of an (H, W, 3) float picture."""
+    return rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
+
+
+def _spectrum(gray: np.ndarray) -> np.ndarray:
+    return np.abs(np.fft.fft2(gray - gray.mean())) ** 2
+
+
+def lattice_power(gray: np.ndarray, period: int, reference: np.ndarray | None = None) -> tuple[float, float]:
+    """(fraction of the AC power on the period-``period`` lattice, line strength) of a 2-D picture
+    whose sides are multiples of ``period``. Line strength: each lattice bin's power over the mean
+    power of its 5×5 neighbourhood (without the bin), averaged over the bins; a spectral *line*
+    scores ≫1, texture ≈1. With a ``reference`` picture of the same size (the photo), the
+    neighbourhood is the busier of the two, so a faint line left on a smoothed output, invisible
+    against the photo's own detail, does not count."""
+    h, w = gray.shape
+    if h % period or w % period:
+        raise ValueError(f"picture sides {h}×{w} must be multiples of the period {period}")
+    power = _spectrum(gray)
+    ref = _spectrum(reference) if reference is not None else None
+    total = max(float(power.sum()), 1e-20)
+    bins = [((k * h // period) % h, (l * w // period) % w) for k in range(period) for l in range(period) if (k, l) != (0, 0)]
+    on = sum(float(power[b]) for b in bins)
+    lines = []
+    for by, bx in bins:
+        rows, cols = [(by + d) % h for d in range(-2, 3)], [(bx + d) % w for d in range(-2, 3)]
+        level = (float(power[np.ix_(rows, cols)].sum()) - float(power[by, bx])) / 24
+        if ref is not None:
+            level = max(level, (float(ref[np.ix_(rows, cols)].sum()) - float(ref[by, bx])) / 24)
+        lines.append(float(power[by, bx]) / max(level, 1e-20))
+    return on / total, float(np.mean(lines))
+
+
+class GridMeter:
+    """Accumulates (output, photo) pairs; ``score()`` is, per period, the outputs' mean line
+    strength on the lattice (against the busier of output and photo) over the photos' own, and
+    ``worst`` the largest of those ratios."""
+
+    def __init__(self, periods: Sequence[int] = PERIODS) -> None:
+        self.periods = tuple(periods)
+        self.sums = {p: [0.0, 0.0] for p in self.periods}
+
+    def add(self, output: np.ndarray, photo: np.ndarray) -> None:
+        """``output`` and ``photo``: (H, W, 3) floats of the same size."""
+        if output.shape != photo.shape:
+            raise ValueError(f"output {output.shape} and photo {photo.shape} differ in size")
+        m = int(np.lcm.reduce(self.periods))
+        h, w = output.shape[0] // m * m, output.shape[1] // m * m
+        if not h or not w:
+            return
+        out, ref = luma(output[:h, :w]), luma(photo[:h, :w])
+        for p in self.periods:
+            self.sums[p][0] += lattice_power(out, p, reference=ref)[1]
+            self.sums[p][1] += lattice_power(ref, p)[1]
+
+    def score(self) -> dict[str, float] | None:
+        if not any(s[1] for s in self.sums.values()):
+            return None
+        ratios = {f"period{p}": s[0] / max(s[1], 1e-20) for p, s in self.sums.items()}
+        return {**ratios, "worst": max(ratios.values())}
