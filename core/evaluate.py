@@ -586,11 +586,12 @@ def summary_table(report: dict[str, Any]) -> str:
                if g else "– | – | – | – | – | ")
             + f"{ships} |")
     lines.append("")
+    gatys = (f"Gatys: {st['gatys_iters']} L-BFGS iterations on {len(st['gatys_photos'])} photo(s) ({', '.join(st['gatys_photos'])}) "
+             f"× the same styles; ratios compare the model with Gatys on those same pairs. " if st["gatys_photos"] else "No Gatys runs. ")
     lines.append(f"Losses: the mean over {len(st['photos'])} photos (and the model's styles) of the normalised losses of the "
-                 f"model's own training recipe; Gatys: {st['gatys_iters']} L-BFGS iterations on {len(st['gatys_photos'])} photo(s) "
-                 f"({', '.join(st['gatys_photos'])}) × the same styles; ratios compare the model with Gatys on those same pairs. "
-                 f"Grid ×photo: the outputs' power on the 2/4/8 px upsampling lattice over the photos' (worst period, worst style; "
-                 f"≈1 is clean, a visible checkerboard is ≫{GRID_LIMIT:g}). "
+                 f"model's own training recipe. {gatys}"
+                 f"Grid ×photo: how much more strongly the outputs repeat on the 2/4/8 px upsampling lattice than the photos "
+                 f"(fauve.artifacts; worst period, worst style; ≈1 is clean, a visible checkerboard is ≫{GRID_LIMIT:g}). "
                  f"Times on {st['device']} ({st['torch_threads']} threads), networks run in {st.get('backend', 'torch')}.")
     return "\n".join(lines)
 
