@@ -19,8 +19,8 @@ model:
    ``fauve optimize`` does) minimises the *same* weighted objective on a fixed subset of the
    photos × the same styles, at each size. Results are cached on disk by (photo, style, loss,
    size, iterations), so models that share a style and a recipe share the optimisation.
-4. Every output is also scored for a checkerboard (``fauve.artifacts``): the power on the 2, 4 and
-   8 px upsampling lattices relative to the input photo's ("grid ×photo", the worst period).
+4. Every output is also scored for a checkerboard (``fauve.artifacts``): how much more strongly it
+   repeats on the 2, 4 and 8 px upsampling lattices than its photo ("grid ×photo", worst period).
 5. A style of a model "ships" when, on the Gatys pairs, its mean style loss and mean content loss
    are each within ``SHIP_RATIO`` (1.5×) of Gatys's at every size Gatys ran at, and its grid
    score is at most ``GRID_LIMIT`` at every size.
