@@ -44,8 +44,12 @@ def lattice_power(gray: np.ndarray, period: int, reference: np.ndarray | None = 
     h, w = gray.shape
     if h % period or w % period:
         raise ValueError(f"picture sides {h}×{w} must be multiples of the period {period}")
-    power = _spectrum(gray)
-    ref = _spectrum(reference) if reference is not None else None
+    return _on_lattice(_spectrum(gray), period, _spectrum(reference) if reference is not None else None)
+
+
+def _on_lattice(power: np.ndarray, period: int, ref: np.ndarray | None) -> tuple[float, float]:
+    """``lattice_power`` on precomputed power spectra (one FFT per picture for all periods)."""
+    h, w = power.shape
     total = max(float(power.sum()), 1e-20)
     bins = [((k * h // period) % h, (l * w // period) % w) for k in range(period) for l in range(period) if (k, l) != (0, 0)]
     on = sum(float(power[b]) for b in bins)
@@ -76,10 +80,10 @@ class GridMeter:
         h, w = output.shape[0] // m * m, output.shape[1] // m * m
         if not h or not w:
             return
-        out, ref = luma(output[:h, :w]), luma(photo[:h, :w])
+        out, ref = _spectrum(luma(output[:h, :w])), _spectrum(luma(photo[:h, :w]))
         for p in self.periods:
-            self.sums[p][0] += lattice_power(out, p, reference=ref)[1]
-            self.sums[p][1] += lattice_power(ref, p)[1]
+            self.sums[p][0] += _on_lattice(out, p, ref)[1]
+            self.sums[p][1] += _on_lattice(ref, p, None)[1]
 
     def score(self) -> dict[str, float] | None:
         if not any(s[1] for s in self.sums.values()):
