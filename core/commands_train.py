@@ -52,11 +52,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--content-weight", type=float, default=None, help=f"default {d.content_weight}")
         p.add_argument("--style-weight", type=float, default=None, help=f"default {d.style_weight}")
         p.add_argument("--tv-weight", type=float, default=None, help=f"default {d.tv_weight}")
+        p.add_argument("--lattice-weight", type=float, default=0.0, metavar="W",
+                       help="add W × the output's spectral lines on the 2/4/8 px upsampling lattice beyond the photo's own "
+                            "(fauve.losses.lattice_penalty; not in the papers): against fine grid patterns; e.g. 1")
         p.add_argument("--content-layers", type=_layers, default=None, help=f"default {','.join(d.content_layers)}")
         p.add_argument("--style-layers", type=_layers, default=None, help=f"default {','.join(d.style_layers)}")
         p.add_argument("--width", type=float, default=None, help="channel width multiplier (0.5 halves every layer)")
         if name in ("johnson", "ulyanov", "dumoulin"):
-            p.add_argument("--upsample", choices=["nearest", "transposed"], default="nearest", help="nearest+conv (no checkerboard) or the paper's transposed conv")
+            p.add_argument("--upsample", choices=["nearest", "bilinear", "transposed"], default=None,
+                           help="nearest+conv (default; no checkerboard), bilinear+conv (no finer lattice patterns either; "
+                                "can fine-tune a nearest model given to --init) or the paper's transposed conv")
+        if name == "adain":
+            p.add_argument("--upsample", choices=["nearest", "bilinear"], default=None,
+                           help="decoder resize: nearest (the paper's, default) or bilinear (no fine lattice pattern; "
+                                "can fine-tune a nearest decoder given to --init)")
         if name != "adain":
             p.add_argument("--residual-output", action="store_true",
                            help="output = input + network(input): starts as the identity, learns faster on small budgets (not in the paper)")
@@ -107,9 +116,9 @@ def run(args) -> int:
     cfg = TrainConfig(
         method=args.method, content=args.content, styles=_style_list(args), out=args.out, size=args.size,
         style_size=args.style_size, batch_size=args.batch_size, iters=args.iters, lr=args.lr,
-        content_weight=args.content_weight, style_weight=args.style_weight, tv_weight=args.tv_weight,
+        content_weight=args.content_weight, style_weight=args.style_weight, tv_weight=args.tv_weight, lattice_weight=args.lattice_weight,
         content_layers=args.content_layers, style_layers=args.style_layers, width=args.width,
-        upsample=getattr(args, "upsample", "nearest"), residual_output=getattr(args, "residual_output", False), norm=getattr(args, "norm", "batch"), vgg_source=args.vgg_source,
+        upsample=getattr(args, "upsample", None), residual_output=getattr(args, "residual_output", False), norm=getattr(args, "norm", "batch"), vgg_source=args.vgg_source,
         seed=args.seed, device=args.device, precision=args.precision, compile=args.compile,
         channels_last=args.channels_last, checkpoint_every=args.checkpoint_every, sample_every=args.sample_every,
         resume=args.resume, half_weights=args.half, add_style_from=getattr(args, "from_model", None),

@@ -144,3 +144,42 @@ def test_save_load_round_trip_gives_identical_outputs(method, tmp_path):
             a, b = model(x), loaded(x)
     assert torch.equal(a, b)
     assert loaded.style_names == model.style_names
+
+
+def test_lattice_penalty_is_zero_on_photos_and_texture_and_its_gradient_removes_a_grid():
+    """losses.lattice_penalty: 0 for the photo and for broadband texture added to it, ≫0 for a faint
+    4 px pattern; descending it alone removes the pattern (eval's grid score falls under the limit)
+    and leaves the photo (the picture moves towards it)."""
+    from pathlib import Path
+
+    from fauve import losses
+    from fauve.artifacts import GRID_LIMIT, GridMeter
+    from fauve.evaluate import load_tensor
+
+    samples = Path(__file__).resolve().parents[1] / "core" / "samples"
+    photo = load_tensor(samples / "lighthouse.jpg", 128)[..., :128, :128]
+    gen = torch.Generator().manual_seed(0)
+    texture = torch.nn.functional.avg_pool2d(torch.randn(1, 1, 130, 130, generator=gen), 3, 1)
+    pattern = (torch.rand(1, 1, 4, 4, generator=gen) * 2 - 1).repeat(1, 1, 32, 32)
+    assert float(losses.lattice_penalty(photo, photo)) == 0.0
+    assert float(losses.lattice_penalty(photo + 0.05 * texture, photo)) < 0.01
+    gridded = photo + 0.03 * pattern
+    start = float(losses.lattice_penalty(gridded, photo))
+    assert start > 1.0
+
+    def grid(picture: torch.Tensor) -> float:
+        meter = GridMeter()
+        meter.add(picture[0].clamp(0, 1).permute(1, 2, 0).numpy(), photo[0].permute(1, 2, 0).numpy())
+        return meter.score()["worst"]
+
+    assert grid(gridded) > 10 * GRID_LIMIT
+    image = gridded.clone().requires_grad_(True)
+    opt = torch.optim.Adam([image], lr=2e-3)
+    for _ in range(60):
+        opt.zero_grad()
+        losses.lattice_penalty(image, photo).backward()
+        opt.step()
+    final = image.detach()
+    assert float(losses.lattice_penalty(final, photo)) < 0.05 * start
+    assert grid(final) < GRID_LIMIT
+    assert (final - photo).pow(2).mean() < (gridded - photo).pow(2).mean()

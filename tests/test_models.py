@@ -35,3 +35,26 @@ def test_paper_generator_has_no_input_skip(method):
     x = torch.rand(1, 3, 32, 32)
     with torch.no_grad():
         assert not torch.allclose(model(x), x, atol=0.05)
+
+
+@pytest.mark.parametrize("method", ["johnson", "ulyanov", "dumoulin"])
+def test_bilinear_upsampling_shares_the_nearest_weights_and_survives_save_load(method, tmp_path):
+    """``upsample="bilinear"`` changes only the resize: a nearest model's weights load into it
+    (what ``fauve train --init M --upsample bilinear`` relies on), the outputs differ, and the
+    choice is kept in config.json."""
+    kw = {"num_styles": 2} if method == "dumoulin" else {}
+    torch.manual_seed(0)
+    nearest = build_model(method, width=0.25, **kw).eval()
+    bilinear = build_model(method, width=0.25, upsample="bilinear", **kw).eval()
+    bilinear.load_state_dict(nearest.state_dict())
+    x = torch.rand(1, 3, 36, 44)
+    with torch.no_grad():
+        y = bilinear(x)
+        assert y.shape == x.shape and not torch.allclose(y, nearest(x), atol=1e-3)
+    bilinear.save_pretrained(tmp_path)
+    loaded = load_model(tmp_path)
+    assert loaded.upsample == "bilinear"
+    with torch.no_grad():
+        assert torch.allclose(loaded(x), y, atol=1e-6)
+    with pytest.raises(ValueError, match="nearest, bilinear or transposed"):
+        build_model(method, width=0.25, upsample="bicubic", **kw)

@@ -162,6 +162,24 @@ def test_init_from_a_trained_model_fine_tunes_and_ulyanov_seeds_every_dumoulin_s
     assert proc.returncode == 2 and "Cannot start a johnson run from a dumoulin model" in proc.stderr and "hint:" in proc.stderr
 
 
+def test_init_may_switch_nearest_to_bilinear_and_lattice_weight_is_logged(train_data, tmp_path):
+    content, style = str(train_data["content"]), str(sorted(train_data["styles"].iterdir())[0])
+    base, tuned = tmp_path / "base", tmp_path / "tuned"
+    fauve("train", "ulyanov", "--content", content, "--style", style, "-o", str(base), "--iters", "3", *TINY)
+    fauve("train", "ulyanov", "--content", content, "--style", style, "-o", str(tuned), "--iters", "2", "--lr", "0",
+          "--init", str(base), "--upsample", "bilinear", "--lattice-weight", "5", *TINY)
+    old, new = load_model(base), load_model(tuned)
+    assert (old.upsample, new.upsample) == ("nearest", "bilinear")
+    for name, tensor in old.state_dict().items():
+        assert torch.equal(new.state_dict()[name], tensor), name
+    config = json.loads((tuned / "config.json").read_text())
+    assert config["upsample"] == "bilinear" and config["training"]["lattice_weight"] == 5.0
+    assert "lattice_weight" not in json.loads((base / "config.json").read_text())["training"]
+    lattice = losses(tuned, "lattice")
+    assert len(lattice) == 2 and all(v >= 0 and v == v for v in lattice)
+    assert losses(base, "lattice") == [0.0] * 3
+
+
 def test_adain_init_keeps_the_decoder_and_takes_the_new_runs_paintings(train_data, tmp_path):
     content = str(train_data["content"])
     base, tuned = tmp_path / "base", tmp_path / "tuned"

@@ -3,7 +3,8 @@
 A fixed VGG16 encoder up to relu4_1 (its weights stored inside the model file, so inference needs
 nothing else), AdaIN(x, y) = σ(y)(x − μ(x))/σ(x) + μ(y) on the encoded content with the style's
 statistics, and a decoder that mirrors the encoder with nearest upsampling in place of pooling and
-no normalisation layers. Test-time controls: α trade-off, interpolation between styles, and
+no normalisation layers (``upsample="bilinear"``, not in the paper: bilinear instead of nearest, against
+the fine lattice pattern nearest leaves on strongly textured styles; same weights). Test-time controls: α trade-off, interpolation between styles, and
 spatial masks (a different style per region).
 """
 
@@ -21,9 +22,11 @@ from fauve.vgg import TAP_INDEX, Preprocess, load_vgg16_features
 ENCODER_TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 
 
-def _decoder(width: float) -> nn.Sequential:
+def _decoder(width: float, upsample: str) -> nn.Sequential:
+    if upsample not in ("nearest", "bilinear"):
+        raise ValueError(f"unknown upsampling {upsample!r}; use nearest or bilinear")
     c256, c128, c64 = channels(256, width), channels(128, width), channels(64, width)
-    up = nn.Upsample(scale_factor=2, mode="nearest")
+    up = nn.Upsample(scale_factor=2, mode=upsample, **({"align_corners": False} if upsample == "bilinear" else {}))
     layers: list[nn.Module] = [ConvLayer(512, c256, 3), nn.ReLU(), up]
     layers += [ConvLayer(c256, c256, 3), nn.ReLU(), ConvLayer(c256, c256, 3), nn.ReLU()]
     layers += [ConvLayer(c256, c128, 3), nn.ReLU(), up]
@@ -40,13 +43,13 @@ class AdaINNet(StyleModel, method="adain"):
     accepts_style_image = True
     style_buffers = ("style_means", "style_stds")
 
-    def __init__(self, width: float = 1.0, vgg_source: str = "hed", num_styles: int = 0, **meta) -> None:
+    def __init__(self, width: float = 1.0, vgg_source: str = "hed", num_styles: int = 0, upsample: str = "nearest", **meta) -> None:
         super().__init__(num_styles=num_styles, **meta)
-        self.width, self.vgg_source = width, vgg_source
+        self.width, self.vgg_source, self.upsample = width, vgg_source, upsample
         self.preprocess = Preprocess(vgg_source)
         self.encoder = vgg16(weights=None).features[: TAP_INDEX["relu4_1"] + 1]
         self.encoder.requires_grad_(False)
-        self.decoder = _decoder(width)
+        self.decoder = _decoder(width, upsample)
         # relu4_1 mean/std of named styles, so catalog styles need no image at inference.
         n = max(num_styles, 1)
         self.register_buffer("style_means", torch.zeros(n, 512))

@@ -2,7 +2,8 @@
 
 The image transformation network: c9s1-32, d64, d128, 5×R128, u64, u32, c9s1-3, with BatchNorm
 as in the paper. ``upsample="transposed"`` is the paper's fractionally-strided conv; the default
-``"nearest"`` (nearest ×2 + conv) avoids checkerboard artefacts. ``width`` multiplies every channel
+``"nearest"`` (nearest ×2 + conv) avoids its checkerboard artefacts, and ``"bilinear"`` (bilinear ×2
++ conv) also the finer lattice patterns that nearest can still give on strongly textured styles. ``width`` multiplies every channel
 count (Johnson's instance-norm models halve them; magenta calls it alpha).
 
 ``residual_output=True`` (not in the paper) adds the input to the output, ŷ = x + T(x), so an
@@ -45,12 +46,12 @@ class TransformerNet(nn.Module):
         self.down = nn.ModuleList([ConvLayer(3, c1, 9), ConvLayer(c1, c2, 3, 2), ConvLayer(c2, c3, 3, 2)])
         self.down_norms = nn.ModuleList([make_norm(norm, c, num_styles) for c in (c1, c2, c3)])
         self.residual = nn.ModuleList([ResidualBlock(c3, norm, num_styles) for _ in range(num_residual)])
-        if upsample == "nearest":
-            self.up = nn.ModuleList([UpsampleConv(c3, c2, 3), UpsampleConv(c2, c1, 3)])
+        if upsample in ("nearest", "bilinear"):
+            self.up = nn.ModuleList([UpsampleConv(c3, c2, 3, mode=upsample), UpsampleConv(c2, c1, 3, mode=upsample)])
         elif upsample == "transposed":
             self.up = nn.ModuleList([TransposedConv(c3, c2), TransposedConv(c2, c1)])
         else:
-            raise ValueError(f"unknown upsampling {upsample!r}; use nearest or transposed")
+            raise ValueError(f"unknown upsampling {upsample!r}; use nearest, bilinear or transposed")
         self.up_norms = nn.ModuleList([make_norm(norm, c, num_styles) for c in (c2, c1)])
         self.out = ConvLayer(c1, 3, 9)
         if residual_output:  # start exactly at the identity

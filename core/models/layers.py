@@ -31,16 +31,26 @@ class ConvLayer(nn.Module):
 
 
 class UpsampleConv(nn.Module):
-    """Nearest-neighbour ×``factor`` then conv: the fix for checkerboard artefacts (Odena et al. 2016)."""
+    """Resize ×``factor`` then conv: the fix for checkerboard artefacts (Odena et al. 2016).
 
-    def __init__(self, in_ch: int, out_ch: int, kernel: int, factor: int = 2) -> None:
+    ``mode="nearest"`` copies each feature into a 2×2 block, and a conv over blocks still sees where
+    in its block a pixel lies, which a network can turn into a 2 or 4 px pattern when a style rewards
+    fine texture; ``"bilinear"`` interpolates, so the upsampled map has no blocks to lock onto
+    (session 7, docs/training.md). Both have the same weights, so one can be fine-tuned into the other."""
+
+    def __init__(self, in_ch: int, out_ch: int, kernel: int, factor: int = 2, mode: str = "nearest") -> None:
         super().__init__()
-        self.factor = factor
+        if mode not in ("nearest", "bilinear"):
+            raise ValueError(f"unknown resize mode {mode!r}; use nearest or bilinear")
+        self.factor, self.mode = factor, mode
         self.conv = ConvLayer(in_ch, out_ch, kernel)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.factor != 1:
-            x = F.interpolate(x, scale_factor=self.factor, mode="nearest")
+            if self.mode == "bilinear":
+                x = F.interpolate(x, scale_factor=self.factor, mode="bilinear", align_corners=False)
+            else:
+                x = F.interpolate(x, scale_factor=self.factor, mode="nearest")
         return self.conv(x)
 
 

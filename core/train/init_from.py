@@ -8,7 +8,8 @@ from random weights, which is what makes a set of styles affordable on a CPU. Al
 - ulyanov → dumoulin: every conv is copied and each instance norm's affine (γ, β) fills every style's
   row of the conditional instance norm, so all styles start from the single-style model.
 
-The architecture (width, upsampling, residual output) is taken from MODEL, not from the flags.
+The architecture (width, upsampling, residual output) is taken from MODEL, not from the flags, except
+that ``--upsample nearest|bilinear`` may switch a resize-conv model to the other resize (same weights).
 """
 
 from __future__ import annotations
@@ -34,7 +35,10 @@ def init_from(cfg, method) -> StyleModel:
         raise FauveError(f"Cannot start a {cfg.method} run from a {old.method} model.",
                          "Use a model of the same method, or a ulyanov model for a dumoulin run.")
     arch = old.hub_config()
+    resizes = {"nearest", "bilinear"}
     for key in ("width", "upsample", "residual_output", "norm"):
+        if key == "upsample" and {cfg.upsample, arch.get(key)} <= resizes:
+            continue  # the same weights serve either resize, so --upsample may switch it
         if key in arch:
             setattr(cfg, key, arch[key])
     model = method.build()

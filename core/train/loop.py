@@ -42,10 +42,11 @@ class TrainConfig:
     content_weight: float | None = None
     style_weight: float | None = None
     tv_weight: float | None = None
+    lattice_weight: float = 0.0  # weight of losses.lattice_penalty (grid patterns on the upsampling lattice)
     content_layers: tuple[str, ...] | None = None
     style_layers: tuple[str, ...] | None = None
     width: float | None = None
-    upsample: str = "nearest"
+    upsample: str | None = None  # nearest unless given, or taken from --init's model
     residual_output: bool = False
     norm: str = "batch"
     vgg_source: str = "auto"
@@ -72,6 +73,8 @@ class TrainConfig:
         for key in ("lr", "batch_size", "iters", "content_layers", "style_layers", "content_weight", "style_weight", "tv_weight", "width"):
             if getattr(self, key) is None:
                 setattr(self, key, getattr(d, key))
+        if self.upsample is None and not self.init_from:
+            self.upsample = "nearest"
         self.content_layers = tuple(self.content_layers)
         self.style_layers = tuple(self.style_layers)
         return self
@@ -180,7 +183,7 @@ def train(cfg: TrainConfig) -> Path:
         log_file = open(log_path, "w" if new_log else "a", newline="")
         writer = csv.writer(log_file)
         if new_log:
-            writer.writerow(["step", "loss", "content", "style", "tv", "seconds", "skipped_images", "grad_norm"])
+            writer.writerow(["step", "loss", "content", "style", "tv", "seconds", "skipped_images", "grad_norm", "lattice"])
         (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2, default=list))
 
     autocast = _autocast(device, cfg.precision)
@@ -189,7 +192,7 @@ def train(cfg: TrainConfig) -> Path:
     run_start = time.perf_counter()
     bar = tqdm(range(start, cfg.iters), initial=start, total=cfg.iters, disable=not is_main, desc=f"train {cfg.method}", unit="it")
     last: dict[str, float] = {}
-    pending: list[tuple[int, torch.Tensor]] = []  # (step, [loss, content, style, tv, grad norm]) not yet read back
+    pending: list[tuple[int, torch.Tensor]] = []  # (step, [loss, content, style, tv, grad norm, lattice]) not yet read back
     batches = stream.prefetch(start, cfg.iters)
     done = start
     for step in bar:
@@ -208,19 +211,20 @@ def train(cfg: TrainConfig) -> Path:
         if restore is not None:
             restore()
         done = step + 1
-        pending.append((done, torch.stack([result.loss.detach().float(), *(result.parts[k].float() for k in ("content", "style", "tv")), grad_norm])))
+        pending.append((done, torch.stack([result.loss.detach().float(), *(result.parts[k].float() for k in ("content", "style", "tv")), grad_norm,
+                                                   result.parts.get("lattice", torch.zeros((), device=result.loss.device)).float()])))
         out_of_time = cfg.time_limit is not None and time.perf_counter() - run_start >= cfg.time_limit
         sample_now = done % cfg.sample_every == 0 or done == cfg.iters
         checkpoint_now = done % cfg.checkpoint_every == 0 or done == cfg.iters or out_of_time
         if len(pending) >= 10 or sample_now or checkpoint_now:
             # One device→host copy per 10 steps instead of four per step.
             values = torch.stack([v for _, v in pending]).cpu().tolist()
-            for (logged, _), (loss, c, st, tv, gn) in zip(pending, values):
+            for (logged, _), (loss, c, st, tv, gn, lat) in zip(pending, values):
                 if not math.isfinite(loss):
                     raise FauveError(f"Training diverged at step {logged - 1} (loss {loss}).", "Lower --lr or --style-weight and resume from the last checkpoint with --resume.")
                 last = {"loss": loss, "content": c, "style": st, "tv": tv}
                 if is_main:
-                    writer.writerow([logged, *(f"{last[k]:.6g}" for k in ("loss", "content", "style", "tv")), f"{time.perf_counter() - t0:.2f}", len(stream.skipped), f"{gn:.4g}"])
+                    writer.writerow([logged, *(f"{last[k]:.6g}" for k in ("loss", "content", "style", "tv")), f"{time.perf_counter() - t0:.2f}", len(stream.skipped), f"{gn:.4g}", f"{lat:.4g}"])
             pending.clear()
             if is_main:
                 log_file.flush()
@@ -372,7 +376,7 @@ def _export(model, method, cfg: TrainConfig, out: Path, last: dict, skipped: int
     export.training_recipe = {
         "content_data": str(cfg.content), "size": cfg.size, "style_size": cfg.style_size, "batch_size": cfg.batch_size,
         "iters": steps, **({"planned_iters": cfg.iters} if steps != cfg.iters else {}), "lr": cfg.lr, **({"warmup": cfg.warmup} if cfg.warmup else {}), **({"clip_grad": cfg.clip_grad} if cfg.clip_grad else {}), **({"style_lr_mult": cfg.style_lr_mult} if cfg.style_lr_mult != 1.0 else {}), **({"identity_weight": cfg.identity_weight} if cfg.identity_weight else {}), "content_layers": list(cfg.content_layers), "style_layers": list(cfg.style_layers),
-        "content_weight": cfg.content_weight, "style_weight": cfg.style_weight, "tv_weight": cfg.tv_weight,
+        "content_weight": cfg.content_weight, "style_weight": cfg.style_weight, "tv_weight": cfg.tv_weight, **({"lattice_weight": cfg.lattice_weight} if cfg.lattice_weight else {}),
         "seed": cfg.seed, "hardware": _hardware(next(model.parameters()).device), "precision": cfg.precision, **({"init_from": Path(cfg.init_from).resolve().name} if cfg.init_from else {}), "final_losses": last, "skipped_images": skipped,
     }
     export.style_sources = [Path(p).name for p in cfg.styles]

@@ -26,6 +26,14 @@ class StepOutput:
     output: torch.Tensor
 
 
+def _add_lattice(cfg, total: torch.Tensor, parts: dict, output: torch.Tensor, photo: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    """Add ``--lattice-weight`` × the grid-pattern penalty when asked for."""
+    if not cfg.lattice_weight:
+        return total, parts
+    lattice = losses.lattice_penalty(output, photo)
+    return total + cfg.lattice_weight * lattice, {**parts, "lattice": lattice.detach()}
+
+
 class Method:
     """A training method: builds the model and computes the loss of one batch."""
 
@@ -61,7 +69,8 @@ class Method:
         s = losses.gram_style_loss(feats, target_grams, cfg.style_layers)
         tv = losses.total_variation(output)
         total = cfg.content_weight * c + cfg.style_weight * s + cfg.tv_weight * tv
-        return StepOutput(total, {"content": c.detach(), "style": s.detach(), "tv": tv.detach()}, output)
+        total, parts = _add_lattice(cfg, total, {"content": c.detach(), "style": s.detach(), "tv": tv.detach()}, output, content)
+        return StepOutput(total, parts, output)
 
 
 class GramMethod(Method):
@@ -74,7 +83,7 @@ class GramMethod(Method):
         self.target_grams = {name: torch.cat([g[name] for g in per_style]) for name in self.cfg.style_layers}
 
     def build(self) -> StyleModel:
-        kw = dict(width=self.cfg.width, upsample=self.cfg.upsample, num_styles=len(self.styles), style_names=self.style_names,
+        kw = dict(width=self.cfg.width, upsample=self.cfg.upsample or "nearest", num_styles=len(self.styles), style_names=self.style_names,
                   residual_output=self.cfg.residual_output)
         if self.name == "johnson":
             kw["norm"] = self.cfg.norm
@@ -130,7 +139,7 @@ class AdaINMethod(Method):
         from fauve.vgg import load_vgg16_features
 
         _, source = load_vgg16_features(self.cfg.vgg_source, depth=1)
-        model = build_model("adain", width=self.cfg.width, vgg_source=source)
+        model = build_model("adain", width=self.cfg.width, vgg_source=source, upsample=self.cfg.upsample or "nearest")
         model.load_encoder_weights()
         return model
 
@@ -156,10 +165,11 @@ class AdaINMethod(Method):
         s = losses.mean_std_style_loss(fo, fs, cfg.style_layers)
         tv = losses.total_variation(output)
         total = cfg.content_weight * c + cfg.style_weight * s + cfg.tv_weight * tv
+        total, parts = _add_lattice(cfg, total, {"content": c.detach(), "style": s.detach(), "tv": tv.detach()}, output, content)
         if cfg.identity_weight:
             # AdaIN(f_c, μ(f_c), σ(f_c)) = f_c, so decoding the photo's own features should give the photo back.
             total = total + cfg.identity_weight * losses.relative_mse((self.decode or net.decoder)(fc), content)
-        return StepOutput(total, {"content": c.detach(), "style": s.detach(), "tv": tv.detach()}, output)
+        return StepOutput(total, parts, output)
 
 
 def method_class(name: str) -> Callable[..., Method]:
