@@ -66,6 +66,14 @@ def test_a_residual_output_model_exports_with_its_input_skip(method):
     assert compare_with_torch(model, export_onnx(model), height=64, width=96) < TOL
 
 
+@pytest.mark.parametrize("method", ["ulyanov", "adain"])
+def test_a_bilinear_upsampling_model_exports_the_same_resize(method):
+    model = tiny_trained_like(method, upsample="bilinear")
+    data = export_onnx(model)
+    assert compare_with_torch(model, data, height=64, width=96) < TOL
+    assert compare_with_torch(model, data, height=40, width=56) < TOL
+
+
 @pytest.fixture(scope="module", params=METHODS)
 def pair(request):
     """(torch Stylizer, onnxruntime Stylizer) sharing one model; sessions are cached across tests."""
