@@ -43,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--style-size", type=int, help="long side of the style images for the loss targets (default: the recipe's)")
     p.add_argument("--unseen", action="store_true", help="also evaluate msgnet/adain models on the style images they were not trained on")
     p.add_argument("--sheet-tile", type=int, default=160, help="long side of each picture in the contact sheets")
-    p.add_argument("--save-outputs", action="store_true", help="write every output on the Gatys photos to DIR/outputs/")
+    p.add_argument("--save-outputs", action="store_true", help="write every output on the contact sheet's photos (the Gatys photos, or the first four) to DIR/outputs/")
     p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--backend", default="torch", choices=["torch", "onnxruntime"],
                    help="run the models in PyTorch or onnxruntime (fp32; pip install 'fauve[onnx]'); Gatys always runs in PyTorch")

@@ -406,6 +406,7 @@ def evaluate(models: Sequence[str | Path], settings: EvalSettings, log: Callable
     if settings.max_photos:
         photos = fixed_subset(photos, settings.max_photos)
     subset = fixed_subset(photos, settings.gatys_subset)
+    sheet_photos = subset or photos[:4]  # the contact sheet's columns: the Gatys photos, or the first four
     style_images = find_images(settings.styles, "style")
     out = Path(settings.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -465,6 +466,7 @@ def evaluate(models: Sequence[str | Path], settings: EvalSettings, log: Callable
                     if photo in subset:
                         acc_subset[c.name].add(terms, seconds)
                         pair_totals[c.name, photo.name] = terms["total"]
+                    if photo in sheet_photos:
                         sheet[size].setdefault((model_name, c.name), {})[photo.name] = _thumb(y, settings.sheet_tile)
                         if settings.save_outputs:
                             write_image(out / "outputs" / model_name / f"{c.name}_{photo.stem}_{size}.png", y)
@@ -516,7 +518,7 @@ def evaluate(models: Sequence[str | Path], settings: EvalSettings, log: Callable
     (out / "eval.json").write_text(json.dumps(report, indent=1, default=str))
     (out / "eval.md").write_text(markdown_report(report))
     for size in sizes:
-        contact_sheet(out / f"contact-{size}.png", subset or photos[:4], size, sheet[size], gatys_images[size],
+        contact_sheet(out / f"contact-{size}.png", sheet_photos, size, sheet[size], gatys_images[size],
                       style_paths, rows, model_specs, tile=settings.sheet_tile)
     return report
 

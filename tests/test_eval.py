@@ -149,6 +149,9 @@ def test_the_onnxruntime_backend_scores_the_same_pictures(report, eval_setup, tm
         for term in ("content", "style", "total"):
             assert ort_rows[key][term] == pytest.approx(t[term], rel=1e-2), (key, term)
     assert "networks run in onnxruntime" in (tmp_path / "ort" / "eval.md").read_text()
+    # Without Gatys photos the contact sheet still shows every model's pictures (of the first photos).
+    sheet = Image.open(tmp_path / "ort" / "contact-48.png")
+    assert sheet.height >= 20 + (1 + len(names)) * (48 + 4) + 4, sheet.size
 
 
 def test_markdown_and_contact_sheet(report, eval_setup):
