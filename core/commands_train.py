@@ -54,7 +54,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--tv-weight", type=float, default=None, help=f"default {d.tv_weight}")
         p.add_argument("--lattice-weight", type=float, default=0.0, metavar="W",
                        help="add W × the output's spectral lines on the 2/4/8 px upsampling lattice beyond the photo's own "
-                            "(fauve.losses.lattice_penalty; not in the papers): against fine grid patterns; e.g. 1")
+                            "(fauve.losses.lattice_penalty; not in the papers): against fine grid patterns; 30 with --style-weight 40 "
+                            "after --upsample bilinear is the shipped Starry Night recipe (docs/training.md)")
         p.add_argument("--content-layers", type=_layers, default=None, help=f"default {','.join(d.content_layers)}")
         p.add_argument("--style-layers", type=_layers, default=None, help=f"default {','.join(d.style_layers)}")
         p.add_argument("--width", type=float, default=None, help="channel width multiplier (0.5 halves every layer)")

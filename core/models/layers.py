@@ -47,10 +47,8 @@ class UpsampleConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.factor != 1:
-            if self.mode == "bilinear":
-                x = F.interpolate(x, scale_factor=self.factor, mode="bilinear", align_corners=False)
-            else:
-                x = F.interpolate(x, scale_factor=self.factor, mode="nearest")
+            corners = {"align_corners": False} if self.mode == "bilinear" else {}
+            x = F.interpolate(x, scale_factor=self.factor, mode=self.mode, **corners)
         return self.conv(x)
 
 
