@@ -41,6 +41,8 @@ def init_from(cfg, method) -> StyleModel:
             continue  # the same weights serve either resize, so --upsample may switch it
         if key in arch:
             setattr(cfg, key, arch[key])
+    if cfg.upsample is None:  # a model saved before upsample was recorded (adain, msgnet): nearest
+        cfg.upsample = "nearest"
     model = method.build()
     state = {k: v.float() for k, v in old.state_dict().items()}
     target = model.state_dict()

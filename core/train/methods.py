@@ -83,7 +83,7 @@ class GramMethod(Method):
         self.target_grams = {name: torch.cat([g[name] for g in per_style]) for name in self.cfg.style_layers}
 
     def build(self) -> StyleModel:
-        kw = dict(width=self.cfg.width, upsample=self.cfg.upsample or "nearest", num_styles=len(self.styles), style_names=self.style_names,
+        kw = dict(width=self.cfg.width, upsample=self.cfg.upsample, num_styles=len(self.styles), style_names=self.style_names,
                   residual_output=self.cfg.residual_output)
         if self.name == "johnson":
             kw["norm"] = self.cfg.norm
@@ -139,7 +139,7 @@ class AdaINMethod(Method):
         from fauve.vgg import load_vgg16_features
 
         _, source = load_vgg16_features(self.cfg.vgg_source, depth=1)
-        model = build_model("adain", width=self.cfg.width, vgg_source=source, upsample=self.cfg.upsample or "nearest")
+        model = build_model("adain", width=self.cfg.width, vgg_source=source, upsample=self.cfg.upsample)
         model.load_encoder_weights()
         return model
 
