@@ -41,7 +41,7 @@ import time
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -51,6 +51,7 @@ from fauve.models.base import StyleModel
 
 BASELINE = ("ulyanov", 1.0, "eager")
 FLAGS = ("eager", "inference_mode", "channels_last", "bf16", "fp16", "compile", "cudagraphs", "onnxruntime")
+UPSAMPLES = ("nearest", "bilinear")
 CPU_VARIANTS = "eager,inference_mode,channels_last,bf16,compile,onnxruntime"
 CUDA_VARIANTS = "eager,channels_last,bf16+channels_last,bf16+channels_last+compile,bf16+channels_last+cudagraphs,compile+bf16+channels_last+cudagraphs"
 ALL_METHODS = ("johnson", "ulyanov", "dumoulin", "msgnet", "adain")
@@ -156,14 +157,22 @@ def _sync(device: torch.device) -> None:
 
 
 # -- models and their conditioning ----------------------------------------------------------------
-def bench_model(method: str, width: float, device: torch.device, num_styles: int = 4) -> StyleModel:
+def bench_model(method: str, width: float, device: torch.device, num_styles: int = 4, upsample: str = "nearest") -> StyleModel:
     """An untrained model of the shipped shape (timing does not depend on the weights). Multi-style
     models get ``num_styles`` styles; msgnet's and adain's stored style statistics are filled from
-    random images, so every method runs a real conditioning path."""
+    random images, so every method runs a real conditioning path. ``upsample`` is the decoder's
+    resize (nearest or bilinear; msgnet has its own upsampling residual block)."""
     if method not in METHODS:
         raise FauveError(f"Unknown method {method!r}.", f"Use some of {', '.join(ALL_METHODS)}.", code="bad_option")
+    if upsample not in UPSAMPLES:
+        raise FauveError(f"Unknown upsampling {upsample!r}.", f"Use some of {', '.join(UPSAMPLES)}.", code="bad_option")
     torch.manual_seed(0)
     kw: dict[str, Any] = {"width": width}
+    if upsample != "nearest":
+        if method == "msgnet":
+            raise FauveError("msgnet has no --upsample choice (it upsamples in its own residual block).",
+                             "Bench msgnet with --upsample nearest.", code="bad_option")
+        kw["upsample"] = upsample
     if method in ("dumoulin", "msgnet", "adain"):
         kw["num_styles"] = num_styles
     model = build_model(method, **kw).eval()
@@ -269,6 +278,7 @@ class Row:
     variant: str
     size: int
     device: str
+    upsample: str = "nearest"
     first_call_s: float | None = None
     latency_ms: float | None = None
     latency_min_ms: float | None = None
@@ -308,23 +318,24 @@ def time_runner(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, dev
 
 def bench_inference(methods: list[str], widths: list[float], variants: list[str], sizes: list[int],
                     device: torch.device, *, repeat: int = 7, min_runs: int = 3, budget_s: float = 20.0,
-                    threads: int | None = None, baseline: bool = True,
+                    threads: int | None = None, baseline: bool = True, upsamples: Sequence[str] = ("nearest",),
                     log: Callable[[str], None] = print) -> list[Row]:
-    cases = [(m, w, v) for m in methods for w in widths for v in variants]
-    if baseline and BASELINE not in cases:
-        cases.insert(0, BASELINE)
-    elif baseline:
-        cases.remove(BASELINE)
-        cases.insert(0, BASELINE)
+    base_case = (*BASELINE[:2], "nearest", BASELINE[2])
+    cases = [(m, w, u, v) for m in methods for w in widths for u in upsamples for v in variants
+             if not (m == "msgnet" and u != "nearest")]  # msgnet has one upsampling of its own
+    if baseline and base_case in cases:
+        cases.remove(base_case)
+    if baseline:
+        cases.insert(0, base_case)
     rows: list[Row] = []
     base: dict[int, float] = {}
-    for method, width, variant in cases:
+    for method, width, upsample, variant in cases:
         model = None
         for size in sizes:
-            row = Row("inference", method, width, variant, size, str(device), load_before=loadavg())
+            row = Row("inference", method, width, variant, size, str(device), upsample, load_before=loadavg())
             try:
                 if model is None:
-                    model = bench_model(method, width, device)
+                    model = bench_model(method, width, device, upsample=upsample)
                 multiple = model.size_multiple
                 side = size // multiple * multiple
                 x = torch.rand(1, 3, side, side, device=device, generator=torch.Generator(device=device).manual_seed(0))
@@ -339,7 +350,7 @@ def bench_inference(methods: list[str], widths: list[float], variants: list[str]
                 row.latency_ms, row.latency_min_ms, row.runs = round(median * 1e3, 2), round(min(times) * 1e3, 2), len(times)
                 row.fps, row.mpix_per_s = round(1.0 / median, 3), round(side * side / median / 1e6, 3)
                 row.peak_mb = None if peak is None else round(peak, 1)
-                if (method, width, variant) == BASELINE:
+                if (method, width, upsample, variant) == base_case:
                     base[size] = median
                 if size in base:
                     row.ratio = round(median / base[size], 3)
@@ -355,11 +366,16 @@ def bench_inference(methods: list[str], widths: list[float], variants: list[str]
     return rows
 
 
+def _name(row: Row) -> str:
+    """The method, with its upsampling when it is not the default nearest."""
+    return row.method if row.upsample == "nearest" else f"{row.method} · {row.upsample}"
+
+
 def format_row(row: Row) -> str:
     if row.error:
-        return f"{row.method:8s} w{row.width:<5g} {row.variant:34s} {row.size:5d}²  FAILED {row.error}"
+        return f"{_name(row):8s} w{row.width:<5g} {row.variant:34s} {row.size:5d}²  FAILED {row.error}"
     ratio = f"{row.ratio:.3f}×" if row.ratio is not None else "-"
-    return (f"{row.method:8s} w{row.width:<5g} {row.variant:34s} {row.size:5d}²  first {row.first_call_s:8.2f} s  "
+    return (f"{_name(row):8s} w{row.width:<5g} {row.variant:34s} {row.size:5d}²  first {row.first_call_s:8.2f} s  "
             f"median {row.latency_ms:9.1f} ms ({row.runs} runs)  {row.fps:7.2f} fps  {row.peak_mb or 0:7.0f} MiB  "
             f"{ratio}  load {row.load_before}")
 
@@ -489,10 +505,10 @@ def markdown(rows: list[Row], info: dict[str, Any], title: str) -> str:
                   "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for r in rows:
             if r.error:
-                lines.append(f"| {r.method} | {r.width:g} | {r.variant} | {r.size}² | failed: {r.error} | | | | | |")
+                lines.append(f"| {_name(r)} | {r.width:g} | {r.variant} | {r.size}² | failed: {r.error} | | | | | |")
                 continue
             ratio = f"{r.ratio:.3f}" if r.ratio is not None else ""
-            lines.append(f"| {r.method} | {r.width:g} | {r.variant} | {r.size}² | {r.first_call_s:.2f} | {r.latency_ms:.1f} | "
+            lines.append(f"| {_name(r)} | {r.width:g} | {r.variant} | {r.size}² | {r.first_call_s:.2f} | {r.latency_ms:.1f} | "
                          f"{r.fps:.2f} | {r.mpix_per_s:.2f} | {ratio} | {r.peak_mb:.0f} |")
     elif mode == "train":
         lines += ["| method | width | batch | size | it/s | median step (ms) | peak mem (MiB) |", "| --- | --- | --- | --- | --- | --- | --- |"]
@@ -527,6 +543,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--methods", default=",".join(ALL_METHODS), help="comma-separated methods (default: all five)")
     p.add_argument("--sizes", type=_ints, default=None, help="square sizes in pixels (default 256,512,1024; --train 128,256; --large 2048,4096,8192)")
     p.add_argument("--width", type=_floats, default=[1.0, 0.5], help="width multipliers (default 1.0,0.5; shipped models are 0.5)")
+    p.add_argument("--upsample", default="nearest", help="comma-separated decoder upsamplings (nearest, bilinear; "
+                   "the Starry Night ulyanov nets ship with bilinear)")
     p.add_argument("--variants", default=None, help=f"comma-separated variants, flags joined by '+' (default CPU: {CPU_VARIANTS}; CUDA: {CUDA_VARIANTS})")
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
     p.add_argument("--threads", type=int, default=None, help="torch (and onnxruntime) intra-op threads")
@@ -575,8 +593,13 @@ def _main(args: argparse.Namespace) -> int:
         variants = [v.strip() for v in (args.variants or (CUDA_VARIANTS if device.type == "cuda" else CPU_VARIANTS)).split(",") if v.strip()]
         for v in variants:
             parse_variant(v)
+        upsamples = [u.strip() for u in args.upsample.split(",") if u.strip()]
+        for u in upsamples:
+            if u not in UPSAMPLES:
+                raise FauveError(f"Unknown upsampling {u!r}.", f"Use some of {', '.join(UPSAMPLES)}.", code="bad_option")
         rows = bench_inference(methods, args.width, variants, args.sizes or [256, 512, 1024], device, repeat=args.repeat,
-                               min_runs=args.min_runs, budget_s=args.budget, threads=args.threads, baseline=not args.no_baseline, log=log)
+                               min_runs=args.min_runs, budget_s=args.budget, threads=args.threads, baseline=not args.no_baseline,
+                               upsamples=upsamples, log=log)
     info["load_end"] = loadavg()
     report = {"mode": mode, "hardware": info, "baseline": dict(zip(("method", "width", "variant"), BASELINE)),
               "rows": [asdict(r) for r in rows]}

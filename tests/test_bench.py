@@ -114,3 +114,23 @@ def test_bench_large_runs_the_tiled_pipeline_in_a_fresh_process():
 def test_unknown_method_is_a_clear_error(capsys):
     assert bench_cli(["--methods", "picasso"]) == 2
     assert "Unknown method" in capsys.readouterr().err
+
+
+def test_bench_times_bilinear_models_as_shipped(tmp_path):
+    x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    nearest = make_runner(bench_model("ulyanov", 0.125, CPU), "eager", CPU, 32)(x).clone()
+    bilinear_model = bench_model("ulyanov", 0.125, CPU, upsample="bilinear")
+    bilinear = make_runner(bilinear_model, "eager", CPU, 32)(x)
+    assert relative_error(make_runner(bilinear_model, "onnxruntime", CPU, 32)(x), bilinear) < TOLERANCE["onnxruntime"]
+    assert relative_error(bilinear, nearest, torch.mean) > 1e-3  # same weights, a different resize: a different picture
+    with pytest.raises(FauveError, match="msgnet has no --upsample"):
+        bench_model("msgnet", 0.125, CPU, upsample="bilinear")
+
+    assert bench_cli(["--methods", "ulyanov,msgnet", "--width", "0.125", "--sizes", "32", "--variants", "eager",
+                      "--upsample", "nearest,bilinear", "--repeat", "1", "--min-runs", "1", "--budget", "0", "-o", str(tmp_path)]) == 0
+    rows = json.loads((tmp_path / "bench-inference.json").read_text())["rows"]
+    assert [(r["method"], r["width"], r["upsample"]) for r in rows] == [
+        ("ulyanov", 1.0, "nearest"), ("ulyanov", 0.125, "nearest"), ("ulyanov", 0.125, "bilinear"), ("msgnet", 0.125, "nearest")]
+    assert all(r["error"] is None and r["ratio"] > 0 for r in rows)
+    assert "| ulyanov · bilinear | 0.125 | eager | 32² |" in (tmp_path / "bench-inference.md").read_text()
+    assert bench_cli(["--methods", "ulyanov", "--upsample", "bicubic"]) == 2
