@@ -157,6 +157,12 @@ def _sync(device: torch.device) -> None:
 
 
 # -- models and their conditioning ----------------------------------------------------------------
+def check_upsample(upsample: str) -> str:
+    if upsample not in UPSAMPLES:
+        raise FauveError(f"Unknown upsampling {upsample!r}.", f"Use some of {', '.join(UPSAMPLES)}.", code="bad_option")
+    return upsample
+
+
 def bench_model(method: str, width: float, device: torch.device, num_styles: int = 4, upsample: str = "nearest") -> StyleModel:
     """An untrained model of the shipped shape (timing does not depend on the weights). Multi-style
     models get ``num_styles`` styles; msgnet's and adain's stored style statistics are filled from
@@ -164,8 +170,7 @@ def bench_model(method: str, width: float, device: torch.device, num_styles: int
     resize (nearest or bilinear; msgnet has its own upsampling residual block)."""
     if method not in METHODS:
         raise FauveError(f"Unknown method {method!r}.", f"Use some of {', '.join(ALL_METHODS)}.", code="bad_option")
-    if upsample not in UPSAMPLES:
-        raise FauveError(f"Unknown upsampling {upsample!r}.", f"Use some of {', '.join(UPSAMPLES)}.", code="bad_option")
+    check_upsample(upsample)
     torch.manual_seed(0)
     kw: dict[str, Any] = {"width": width}
     if upsample != "nearest":
@@ -593,10 +598,7 @@ def _main(args: argparse.Namespace) -> int:
         variants = [v.strip() for v in (args.variants or (CUDA_VARIANTS if device.type == "cuda" else CPU_VARIANTS)).split(",") if v.strip()]
         for v in variants:
             parse_variant(v)
-        upsamples = [u.strip() for u in args.upsample.split(",") if u.strip()]
-        for u in upsamples:
-            if u not in UPSAMPLES:
-                raise FauveError(f"Unknown upsampling {u!r}.", f"Use some of {', '.join(UPSAMPLES)}.", code="bad_option")
+        upsamples = [check_upsample(u.strip()) for u in args.upsample.split(",") if u.strip()]
         rows = bench_inference(methods, args.width, variants, args.sizes or [256, 512, 1024], device, repeat=args.repeat,
                                min_runs=args.min_runs, budget_s=args.budget, threads=args.threads, baseline=not args.no_baseline,
                                upsamples=upsamples, log=log)
