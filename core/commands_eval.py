@@ -35,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--styles", nargs="+", required=True, metavar="PATH",
                    help="style images or folders; each model's styles are matched to them by file name")
     p.add_argument("--sizes", type=_sizes, default=(256, 512), help="long sides to evaluate at, comma-separated")
-    p.add_argument("--gatys-sizes", type=_sizes, help="sizes to run Gatys at (default: --sizes)")
+    p.add_argument("--gatys-sizes", type=_sizes, help="sizes to run Gatys at; None: the --sizes (each Gatys run at 512 px takes ~4× one at 256) (default: %(default)s)")
     p.add_argument("--gatys-subset", type=int, default=4, help="number of photos (evenly spread, fixed) for Gatys; 0 skips it")
     p.add_argument("--gatys-iters", type=int, default=500, help="L-BFGS iterations (Johnson et al. compare with 500)")
     p.add_argument("--gatys-init", choices=["content", "noise"], default="content", help="Gatys start image")
