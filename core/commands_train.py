@@ -8,6 +8,13 @@ from pathlib import Path
 from fauve.train.defaults import DEFAULTS
 
 
+def _distill_weight(args) -> float:
+    weight = getattr(args, "distill_weight", None)
+    if weight is None:
+        return 100.0 if getattr(args, "teacher", None) else 0.0
+    return weight
+
+
 def _layers(text: str) -> tuple[str, ...]:
     return tuple(t.strip() for t in text.split(",") if t.strip())
 
@@ -56,6 +63,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="add W × the output's spectral lines on the 2/4/8 px upsampling lattice beyond the photo's own "
                             "(fauve.losses.lattice_penalty; not in the papers): against fine grid patterns; 30 with --style-weight 40 "
                             "after --upsample bilinear is the shipped Starry Night recipe (docs/training.md)")
+        if name in ("johnson", "ulyanov", "dumoulin"):
+            p.add_argument("--teacher", metavar="MODEL", default=None,
+                           help="distil from MODEL, a trained model of the same method and the same styles in the same order "
+                                "(e.g. a slimmer --width student of a shipped model): adds --distill-weight × the L1 distance "
+                                "of pixels and their differences to the teacher's picture (fauve.losses.distillation_loss)")
+            p.add_argument("--distill-weight", type=float, default=None, metavar="W", help="weight of the distillation loss (default 100 with --teacher)")
         p.add_argument("--content-layers", type=_layers, default=None, help=f"default {','.join(d.content_layers)}")
         p.add_argument("--style-layers", type=_layers, default=None, help=f"default {','.join(d.style_layers)}")
         p.add_argument("--width", type=float, default=None, help="channel width multiplier (0.5 halves every layer)")
@@ -125,6 +138,8 @@ def run(args) -> int:
         resume=args.resume, half_weights=args.half, add_style_from=getattr(args, "from_model", None),
         init_from=args.init_from, warmup=args.warmup, time_limit=args.time_limit, clip_grad=args.clip_grad, style_lr_mult=getattr(args, "style_lr_mult", 1.0),
         identity_weight=getattr(args, "identity_weight", 0.0),
+        teacher=getattr(args, "teacher", None),
+        distill_weight=_distill_weight(args),
         sample_images=args.sample_images,
     )
     out = train(cfg)

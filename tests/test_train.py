@@ -289,3 +289,26 @@ def test_style_lr_mult_lets_dumoulin_style_rows_move_further(train_data, tmp_pat
             return sum(float((m.gamma - 1).abs().mean() + m.beta.abs().mean()) for m in norms) / len(norms)
 
     assert spread("10") > 4 * spread("1")
+
+
+def test_a_slimmer_student_distils_its_teacher_and_a_wrong_teacher_is_refused(train_data, tmp_path):
+    content, styles = str(train_data["content"]), str(train_data["styles"])
+    teacher, student = tmp_path / "teacher", tmp_path / "student"
+    fauve("train", "dumoulin", "--content", content, "--styles", styles, "-o", str(teacher), "--iters", "10",
+          *TINY, "--width", "0.5")
+    # Distillation alone (no perceptual terms): the student's pictures move towards the teacher's.
+    fauve("train", "dumoulin", "--content", content, "--styles", styles, "-o", str(student), "--iters", "40", *TINY,
+          "--lr", "3e-3", "--teacher", str(teacher), "--distill-weight", "1", "--content-weight", "0", "--style-weight", "0")
+    curve = losses(student, "distill")
+    assert len(curve) == 40 and sum(curve[-5:]) / 5 < 0.7 * sum(curve[:5]) / 5, curve
+    assert losses(teacher, "distill") == [0.0] * 10
+    config = json.loads((student / "config.json").read_text())
+    assert config["width"] == 0.25 and config["training"]["teacher"] == "teacher" and config["training"]["distill_weight"] == 1.0
+    # A teacher whose styles differ from the run's is refused before training, with a hint.
+    one = tmp_path / "one"
+    proc = fauve("train", "dumoulin", "--content", content, "--style", str(train_data["style"]), "-o", str(one), "--iters", "2",
+                 *TINY, "--teacher", str(teacher), check=False)
+    assert proc.returncode == 2 and "has the styles" in proc.stderr and "hint:" in proc.stderr
+    proc = fauve("train", "ulyanov", "--content", content, "--style", str(train_data["style"]), "-o", str(one), "--iters", "2",
+                 *TINY, "--distill-weight", "5", check=False)
+    assert proc.returncode == 2 and "needs a --teacher" in proc.stderr

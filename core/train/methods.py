@@ -81,6 +81,28 @@ class GramMethod(Method):
         with torch.no_grad():
             per_style = [losses.style_grams(self.vgg(s.to(self.device), self.cfg.style_layers), self.cfg.style_layers) for s in self.styles]
         self.target_grams = {name: torch.cat([g[name] for g in per_style]) for name in self.cfg.style_layers}
+        self.teacher = self._load_teacher() if self.cfg.teacher else None
+
+    def _load_teacher(self) -> StyleModel:
+        from fauve.errors import FauveError
+        from fauve.models import load_model
+
+        try:
+            teacher = load_model(self.cfg.teacher)
+        except FauveError:
+            raise
+        except Exception as exc:  # noqa: BLE001 (a folder that is not a fauve model)
+            raise FauveError(f"--teacher {self.cfg.teacher} is not a fauve model folder ({exc}).",
+                             "Pass a folder written by `fauve train` (config.json + model.safetensors).") from exc
+        if teacher.method != self.name:
+            raise FauveError(f"--teacher {self.cfg.teacher} is a {teacher.method} model; this is a {self.name} run.",
+                             f"Distil from a {self.name} model.")
+        if list(teacher.style_names) != list(self.style_names):
+            raise FauveError(f"--teacher {self.cfg.teacher} has the styles {list(teacher.style_names)}, this run {list(self.style_names)}.",
+                             "Pass the teacher's paintings in its order (its config.json style_sources).")
+        teacher = teacher.float().eval().to(self.device)
+        teacher.requires_grad_(False)
+        return teacher
 
     def build(self) -> StyleModel:
         kw = dict(width=self.cfg.width, upsample=self.cfg.upsample, num_styles=len(self.styles), style_names=self.style_names,
@@ -93,7 +115,13 @@ class GramMethod(Method):
         idx = self.pick_styles(step, content.shape[0]).to(self.device)
         weights = torch.nn.functional.one_hot(idx + self.style_offset, self.total_styles or len(self.styles)).float()
         output = model(content, weights)
-        return self.perceptual(output, content, {k: g[idx] for k, g in self.target_grams.items()})
+        result = self.perceptual(output, content, {k: g[idx] for k, g in self.target_grams.items()})
+        if self.teacher is None:
+            return result
+        with torch.no_grad():
+            target = self.teacher(content, weights)
+        distill = losses.distillation_loss(output, target)
+        return StepOutput(result.loss + self.cfg.distill_weight * distill, {**result.parts, "distill": distill.detach()}, output)
 
 
 class MSGNetMethod(Method):
