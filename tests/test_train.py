@@ -312,3 +312,52 @@ def test_a_slimmer_student_distils_its_teacher_and_a_wrong_teacher_is_refused(tr
     proc = fauve("train", "ulyanov", "--content", content, "--style", str(train_data["style"]), "-o", str(one), "--iters", "2",
                  *TINY, "--distill-weight", "5", check=False)
     assert proc.returncode == 2 and "needs a --teacher" in proc.stderr
+
+
+@pytest.mark.parametrize("method", ["ulyanov", "dumoulin"])
+def test_pruning_keeps_the_channels_with_the_largest_norm_scale(method):
+    from fauve.models import build_model
+    from fauve.train.prune import prune_state
+
+    torch.manual_seed(0)
+    styles = {"num_styles": 3} if method == "dumoulin" else {}
+    wide = build_model(method, width=0.5, **styles).eval()
+    slim = build_model(method, width=0.25, **styles).eval()
+    state = wide.state_dict()
+    # Make a random half of every channel group dead (γ = β = 0 in each norm that writes to it); the rest get
+    # random weights. Dead channels carry zeros that no later layer can see, so the slim net that keeps exactly
+    # the live ones computes the wide net's function.
+    scale_keys = [k for k in state if k.endswith(("gamma", "norm1.weight", "norm2.weight")) or ".down_norms." in k or ".up_norms." in k]
+    for key in state:
+        if key.endswith(("conv.weight", "conv.bias")):
+            state[key] = torch.randn_like(state[key]) * 0.2
+    groups = {"down_norms.0": None, "down_norms.1": None, "up_norms.0": None, "up_norms.1": None, "trunk": None}
+    for key in scale_keys:
+        prefix = key.rsplit(".", 1)[0]
+        group = "trunk" if prefix.endswith(("down_norms.2", "norm2")) else prefix
+        n = state[key].shape[-1]
+        if groups.get(group) is None:
+            groups[group] = torch.randperm(n)[: n // 2]
+        value = torch.rand_like(state[key]) + 0.5
+        value[..., groups[group]] = 0.0
+        state[key] = value
+    wide.load_state_dict(state)
+    slim.load_state_dict(prune_state(wide.state_dict(), slim.state_dict()))
+    x = torch.rand(2, 3, 32, 32)
+    w = torch.eye(3)[1] if method == "dumoulin" else None
+    with torch.no_grad():
+        assert torch.allclose(slim(x, w), wide(x, w), atol=1e-4)
+
+
+def test_init_with_a_smaller_width_prunes_the_model(train_data, tmp_path):
+    content, style = str(train_data["content"]), str(train_data["style"])
+    wide, slim = tmp_path / "wide", tmp_path / "slim"
+    fauve("train", "ulyanov", "--content", content, "--style", style, "-o", str(wide), "--iters", "3", *TINY, "--width", "0.5")
+    fauve("train", "ulyanov", "--content", content, "--style", style, "-o", str(slim), "--iters", "2", *TINY,
+          "--init", str(wide), "--width", "0.25")
+    config = json.loads((slim / "config.json").read_text())
+    assert config["width"] == 0.25 and config["training"]["pruned_from_width"] == 0.5
+    assert load_model(slim).net.down[0].conv.weight.shape[0] == 8
+    proc = fauve("train", "ulyanov", "--content", content, "--style", style, "-o", str(tmp_path / "bad"), "--iters", "1", *TINY,
+                 "--init", str(slim), "--width", "0.5", check=False)
+    assert proc.returncode == 2 and "does not fit --init" in proc.stderr and "hint:" in proc.stderr

@@ -9,7 +9,9 @@ from random weights, which is what makes a set of styles affordable on a CPU. Al
   row of the conditional instance norm, so all styles start from the single-style model.
 
 The architecture (width, upsampling, residual output) is taken from MODEL, not from the flags, except
-that ``--upsample nearest|bilinear`` may switch a resize-conv model to the other resize (same weights).
+that ``--upsample nearest|bilinear`` may switch a resize-conv model to the other resize (same weights),
+and that ``--width`` below MODEL's (johnson, ulyanov, dumoulin; same method) prunes it: each layer keeps
+its channels with the largest normalisation scale (``fauve.train.prune``).
 """
 
 from __future__ import annotations
@@ -36,16 +38,31 @@ def init_from(cfg, method) -> StyleModel:
                          "Use a model of the same method, or a ulyanov model for a dumoulin run.")
     arch = old.hub_config()
     resizes = {"nearest", "bilinear"}
+    prune_to = cfg.width if cfg.width is not None and cfg.width != arch.get("width") else None
+    if prune_to is not None and (old.method != cfg.method or cfg.method not in ("johnson", "ulyanov", "dumoulin")
+                                 or prune_to > arch.get("width", 1.0)):
+        raise FauveError(f"--width {prune_to:g} does not fit --init {cfg.init_from} (a {old.method} model of width {arch.get('width', 1.0):g}).",
+                         "Pruning makes a johnson, ulyanov or dumoulin model slimmer, within the same method; "
+                         "drop --width to keep the model's.")
     for key in ("width", "upsample", "residual_output", "norm"):
+        if key == "width" and prune_to is not None:
+            continue
         if key == "upsample" and {cfg.upsample, arch.get(key)} <= resizes:
             continue  # the same weights serve either resize, so --upsample may switch it
         if key in arch:
             setattr(cfg, key, arch[key])
+    if cfg.width is None:
+        cfg.width = 1.0
     if cfg.upsample is None:  # a model saved before upsample was recorded (adain, msgnet): nearest
         cfg.upsample = "nearest"
     model = method.build()
     state = {k: v.float() for k, v in old.state_dict().items()}
     target = model.state_dict()
+    if prune_to is not None:
+        from fauve.train.prune import prune_state
+
+        state = prune_state(state, target)
+        cfg.pruned_from_width = arch.get("width", 1.0)
     if old.method == "ulyanov" and cfg.method == "dumoulin":
         for name, tensor in list(state.items()):
             prefix, _, leaf = name.rpartition(".")

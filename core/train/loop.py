@@ -68,11 +68,14 @@ class TrainConfig:
     identity_weight: float = 0.0  # adain: weight of the photo-reconstruction (identity) loss
     teacher: str | None = None  # johnson/ulyanov/dumoulin: a trained model of the same method and styles to distil from
     distill_weight: float = 0.0  # weight of losses.distillation_loss to the teacher's pictures
+    pruned_from_width: float | None = None  # set by --init when --width asks for a slimmer net than the model's
     sample_images: list[str] = field(default_factory=list)
 
     def fill_defaults(self) -> "TrainConfig":
         d = DEFAULTS[self.method]
         for key in ("lr", "batch_size", "iters", "content_layers", "style_layers", "content_weight", "style_weight", "tv_weight", "width"):
+            if key == "width" and self.init_from:
+                continue  # taken from --init's model, or a smaller width to prune it to
             if getattr(self, key) is None:
                 setattr(self, key, getattr(d, key))
         if self.upsample is None and not self.init_from:
@@ -384,7 +387,7 @@ def _export(model, method, cfg: TrainConfig, out: Path, last: dict, skipped: int
         "content_data": str(cfg.content), "size": cfg.size, "style_size": cfg.style_size, "batch_size": cfg.batch_size,
         "iters": steps, **({"planned_iters": cfg.iters} if steps != cfg.iters else {}), "lr": cfg.lr, **({"warmup": cfg.warmup} if cfg.warmup else {}), **({"clip_grad": cfg.clip_grad} if cfg.clip_grad else {}), **({"style_lr_mult": cfg.style_lr_mult} if cfg.style_lr_mult != 1.0 else {}), **({"identity_weight": cfg.identity_weight} if cfg.identity_weight else {}), **({"teacher": Path(cfg.teacher).resolve().name, "distill_weight": cfg.distill_weight} if cfg.teacher else {}), "content_layers": list(cfg.content_layers), "style_layers": list(cfg.style_layers),
         "content_weight": cfg.content_weight, "style_weight": cfg.style_weight, "tv_weight": cfg.tv_weight, **({"lattice_weight": cfg.lattice_weight} if cfg.lattice_weight else {}),
-        "seed": cfg.seed, "hardware": _hardware(next(model.parameters()).device), "precision": cfg.precision, **({"init_from": Path(cfg.init_from).resolve().name} if cfg.init_from else {}), "final_losses": last, "skipped_images": skipped,
+        "seed": cfg.seed, "hardware": _hardware(next(model.parameters()).device), "precision": cfg.precision, **({"init_from": Path(cfg.init_from).resolve().name} if cfg.init_from else {}), **({"pruned_from_width": cfg.pruned_from_width} if cfg.pruned_from_width else {}), "final_losses": last, "skipped_images": skipped,
     }
     export.style_sources = [Path(p).name for p in cfg.styles]
     if cfg.half_weights:
