@@ -11,7 +11,7 @@ from fauve.train.defaults import DEFAULTS
 def _distill_weight(args) -> float:
     weight = getattr(args, "distill_weight", None)
     if weight is None:
-        return 100.0 if getattr(args, "teacher", None) else 0.0
+        return 30.0 if getattr(args, "teacher", None) else 0.0
     return weight
 
 
@@ -66,9 +66,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         if name in ("johnson", "ulyanov", "dumoulin"):
             p.add_argument("--teacher", metavar="MODEL", default=None,
                            help="distil from MODEL, a trained model of the same method and the same styles in the same order "
-                                "(e.g. a slimmer --width student of a shipped model): adds --distill-weight × the L1 distance "
-                                "of pixels and their differences to the teacher's picture (fauve.losses.distillation_loss)")
-            p.add_argument("--distill-weight", type=float, default=None, metavar="W", help="weight of the distillation loss (default 100 with --teacher)")
+                                "(e.g. a slimmer --width student of a shipped model): adds --distill-weight × the distance of "
+                                "the picture's VGG features (relu2_2, relu3_3) and pixels to the teacher's (fauve.losses.distillation_loss); "
+                                "with --init TEACHER --width W the student starts as the teacher pruned to width W")
+            p.add_argument("--distill-weight", type=float, default=None, metavar="W", help="weight of the distillation loss (default 30 with --teacher)")
         p.add_argument("--content-layers", type=_layers, default=None, help=f"default {','.join(d.content_layers)}")
         p.add_argument("--style-layers", type=_layers, default=None, help=f"default {','.join(d.style_layers)}")
         p.add_argument("--width", type=float, default=None, help="channel width multiplier (0.5 halves every layer)")

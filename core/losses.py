@@ -61,19 +61,20 @@ def total_variation(image: torch.Tensor) -> torch.Tensor:
     return dx + dy
 
 
-def distillation_loss(output: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+DISTILL_LAYERS = ("relu2_2", "relu3_3")
+
+
+def distillation_loss(output: torch.Tensor, teacher: torch.Tensor, features: Mapping[str, torch.Tensor],
+                      teacher_features: Mapping[str, torch.Tensor], layers: tuple[str, ...] = DISTILL_LAYERS) -> torch.Tensor:
     """How far a student generator's pictures are from its teacher's (knowledge distillation, Hinton,
-    Vinyals & Dean 2015; for slimmer image generators as in Li et al. 2020, "GAN Compression"):
-    L1 on the pixels plus L1 on the horizontal and vertical differences,
+    Vinyals & Dean 2015; for slimmer image generators, Li et al. 2020, "GAN Compression"):
 
-        |o − t|₁ + |∂ₓo − ∂ₓt|₁ + |∂ᵧo − ∂ᵧt|₁   (means over pixels),
+        Σ_l ‖φ_l(o) − φ_l(t)‖² / ‖φ_l(t)‖² / |layers|  +  |o − t|₁ (mean over pixels)
 
-    the difference terms so that a student short of capacity is pushed towards the teacher's strokes
-    and edges rather than their blurred average."""
-    o, t = output.float(), teacher.float()
-    dx = lambda x: x[..., :, 1:] - x[..., :, :-1]  # noqa: E731
-    dy = lambda x: x[..., 1:, :] - x[..., :-1, :]  # noqa: E731
-    return (o - t).abs().mean() + (dx(o) - dx(t)).abs().mean() + (dy(o) - dy(t)).abs().mean()
+    on the loss network's ``layers`` (a content loss whose target is the teacher's picture: strokes
+    and edges must be where the teacher puts them, which a pixel loss alone would blur into their
+    average) plus pixel L1 for the colours."""
+    return content_loss(features, teacher_features, layers) + (output.float() - teacher.float()).abs().mean()
 
 
 LATTICE_PERIOD = 8  # its lattice holds the 2 and 4 px lattices' bins too

@@ -46,7 +46,8 @@ class Method:
         self.device = device
         self.style_offset = 0  # >0 when adding styles to an existing dumoulin model
         self.total_styles: int | None = None
-        self.vgg = VGG16Features(taps=tuple(dict.fromkeys(cfg.content_layers + cfg.style_layers)), source=cfg.vgg_source).to(device)
+        taps = cfg.content_layers + cfg.style_layers + (losses.DISTILL_LAYERS if getattr(cfg, "teacher", None) else ())
+        self.vgg = VGG16Features(taps=tuple(dict.fromkeys(taps)), source=cfg.vgg_source).to(device)
 
     def build(self) -> StyleModel:
         raise NotImplementedError
@@ -60,16 +61,22 @@ class Method:
     def loss(self, model: torch.nn.Module, content: torch.Tensor, step: int) -> StepOutput:
         raise NotImplementedError
 
-    def perceptual(self, output: torch.Tensor, content: torch.Tensor, target_grams: dict[str, torch.Tensor]) -> StepOutput:
+    def perceptual(self, output: torch.Tensor, content: torch.Tensor, target_grams: dict[str, torch.Tensor],
+                   teacher_output: torch.Tensor | None = None) -> StepOutput:
         cfg = self.cfg
         with torch.no_grad():
             content_feats = self.vgg(content, cfg.content_layers)
+            teacher_feats = self.vgg(teacher_output, losses.DISTILL_LAYERS) if teacher_output is not None else None
         feats = self.vgg(output)
         c = losses.content_loss(feats, content_feats, cfg.content_layers)
         s = losses.gram_style_loss(feats, target_grams, cfg.style_layers)
         tv = losses.total_variation(output)
         total = cfg.content_weight * c + cfg.style_weight * s + cfg.tv_weight * tv
-        total, parts = _add_lattice(cfg, total, {"content": c.detach(), "style": s.detach(), "tv": tv.detach()}, output, content)
+        parts = {"content": c.detach(), "style": s.detach(), "tv": tv.detach()}
+        if teacher_output is not None:
+            distill = losses.distillation_loss(output, teacher_output, feats, teacher_feats)
+            total, parts = total + cfg.distill_weight * distill, {**parts, "distill": distill.detach()}
+        total, parts = _add_lattice(cfg, total, parts, output, content)
         return StepOutput(total, parts, output)
 
 
@@ -115,13 +122,11 @@ class GramMethod(Method):
         idx = self.pick_styles(step, content.shape[0]).to(self.device)
         weights = torch.nn.functional.one_hot(idx + self.style_offset, self.total_styles or len(self.styles)).float()
         output = model(content, weights)
-        result = self.perceptual(output, content, {k: g[idx] for k, g in self.target_grams.items()})
-        if self.teacher is None:
-            return result
-        with torch.no_grad():
-            target = self.teacher(content, weights)
-        distill = losses.distillation_loss(output, target)
-        return StepOutput(result.loss + self.cfg.distill_weight * distill, {**result.parts, "distill": distill.detach()}, output)
+        teacher_output = None
+        if self.teacher is not None:
+            with torch.no_grad():
+                teacher_output = self.teacher(content, weights)
+        return self.perceptual(output, content, {k: g[idx] for k, g in self.target_grams.items()}, teacher_output)
 
 
 class MSGNetMethod(Method):
