@@ -90,3 +90,71 @@ class GridMeter:
             return None
         ratios = {f"period{p}": s[0] / max(s[1], 1e-20) for p, s in self.sums.items()}
         return {**ratios, "worst": max(ratios.values())}
+
+
+# -- stripes off the lattice --------------------------------------------------------------------------
+# A narrow generator can also draw fine parallel lines that follow no lattice: horizontal hatching
+# a few px apart (the width-0.25 Starry Night net at 1024 px), or wavy colour bands (a width-0.25
+# dumoulin). Their power sits in blobs along one frequency axis, at a period and its harmonics, so
+# along that axis the spectrum stands far above the rest of its ring; brush strokes raise it a little
+# (docs/training.md, session 9: photo 0.9, full-width Starry Night 1.5, slim 5.0 on kodim15 at 1024 px).
+STRIPE_RING = (0.05, 0.45)  # cycles/px: from ~20 px down to ~2 px periods
+STRIPE_WEDGE = 8.0  # degrees either side of the axis
+STRIPE_BIN = 0.01  # cycles/px per ring
+# Above this the lines show at 100 % (session 9: the slim Starry Night net 4.3 at 1024 px, every other shipped
+# ulyanov net ≤ 1.9 on the same four photos).
+STRIPE_LIMIT = 3.0
+
+
+def axis_excess(gray: np.ndarray) -> dict[str, float]:
+    """How far the spectrum stands out along each frequency axis: per ring of radius r (``STRIPE_BIN``
+    wide, within ``STRIPE_RING``), the mean power within ``STRIPE_WEDGE`` degrees of the axis over the
+    ring's mean power; the median over the rings. ``horizontal`` is horizontal stripes (power on the
+    vertical-frequency axis), ``vertical`` vertical ones. ≈1 for isotropic texture (a Hann window
+    keeps the picture's borders from drawing lines of their own)."""
+    h, w = gray.shape
+    window = np.hanning(h)[:, None] * np.hanning(w)[None, :]
+    power = np.fft.fftshift(np.abs(np.fft.fft2((gray - gray.mean()) * window)) ** 2)
+    fy, fx = np.mgrid[:h, :w]
+    fy, fx = (fy - h // 2) / h, (fx - w // 2) / w
+    radius = np.hypot(fy, fx)
+    angle = np.degrees(np.arctan2(np.abs(fx), np.abs(fy)))  # 0° on the vertical-frequency axis
+    edges = np.arange(STRIPE_RING[0], STRIPE_RING[1] + 1e-9, STRIPE_BIN)
+    ring_index = np.digitize(radius, edges) - 1
+    valid = (ring_index >= 0) & (ring_index < len(edges) - 1)
+    result = {}
+    for name, on_axis in (("horizontal", angle < STRIPE_WEDGE), ("vertical", angle > 90 - STRIPE_WEDGE)):
+        ratios = []
+        for i in range(len(edges) - 1):
+            ring = valid & (ring_index == i)
+            axis, rest = ring & on_axis, ring & ~on_axis
+            if axis.any() and rest.any():
+                ratios.append(power[axis].mean() / max(power[rest].mean(), 1e-20))
+        result[name] = float(np.mean(ratios)) if ratios else 1.0
+    return result
+
+
+class StripeMeter:
+    """Accumulates (output, photo) pairs; ``score()`` is, per axis, the outputs' mean axis excess
+    (luma) over the photos' own (at least 1, so a photo of a striped shirt does not excuse stripes
+    elsewhere), and ``worst`` the larger of the two. Luma only: in the chroma channels the paintings'
+    own colour bands (The Scream's sky) score as high as artefacts (session 9)."""
+
+    def __init__(self) -> None:
+        self.sums = {"horizontal": [0.0, 0.0], "vertical": [0.0, 0.0]}
+
+    def add(self, output: np.ndarray, photo: np.ndarray) -> None:
+        if output.shape != photo.shape:
+            raise ValueError(f"output {output.shape} and photo {photo.shape} differ in size")
+        if min(output.shape[:2]) < 16:  # too few rings to say anything
+            return
+        out, ref = axis_excess(luma(output)), axis_excess(luma(photo))
+        for key in self.sums:
+            self.sums[key][0] += out[key]
+            self.sums[key][1] += max(ref[key], 1.0)
+
+    def score(self) -> dict[str, float] | None:
+        if not any(s[1] for s in self.sums.values()):
+            return None
+        ratios = {k: s[0] / s[1] for k, s in self.sums.items()}
+        return {**ratios, "worst": max(ratios.values())}

@@ -20,10 +20,12 @@ model:
    photos × the same styles, at each size. Results are cached on disk by (photo, style, loss,
    size, iterations), so models that share a style and a recipe share the optimisation.
 4. Every output is also scored for a checkerboard (``fauve.artifacts``): how much more strongly it
-   repeats on the 2, 4 and 8 px upsampling lattices than its photo ("grid ×photo", worst period).
+   repeats on the 2, 4 and 8 px upsampling lattices than its photo ("grid ×photo", worst period),
+   and for fine parallel lines off the lattice: how far its spectrum stands out along a frequency
+   axis, over the photo's ("stripes ×photo", worst axis).
 5. A style of a model "ships" when, on the Gatys pairs, its mean style loss and mean content loss
-   are each within ``SHIP_RATIO`` (1.5×) of Gatys's at every size Gatys ran at, and its grid
-   score is at most ``GRID_LIMIT`` at every size.
+   are each within ``SHIP_RATIO`` (1.5×) of Gatys's at every size Gatys ran at, and its grid and
+   stripe scores are at most ``GRID_LIMIT`` and ``STRIPE_LIMIT`` at every size.
 
 Times: the model's seconds per image (inference only) and Gatys's seconds per pair, on the device
 used. The report is ``eval.json`` + ``eval.md`` and one contact sheet per size (photos ×
@@ -45,7 +47,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fauve.artifacts import GRID_LIMIT, GridMeter
+from fauve.artifacts import GRID_LIMIT, STRIPE_LIMIT, GridMeter, StripeMeter
 from fauve.errors import FauveError, InputImageError
 
 SHIP_RATIO = 1.5
@@ -449,6 +451,7 @@ def evaluate(models: Sequence[str | Path], settings: EvalSettings, log: Callable
             acc = {c.name: _Acc() for c in cases}
             acc_subset = {c.name: _Acc() for c in cases}
             grids = {c.name: GridMeter() for c in cases}
+            stripes = {c.name: StripeMeter() for c in cases}
             pair_totals: dict[tuple[str, str], float] = {}
             for photo in photos:
                 x = load_tensor(photo, size)
@@ -463,6 +466,7 @@ def evaluate(models: Sequence[str | Path], settings: EvalSettings, log: Callable
                         terms = {k: float(v) for k, v in scorer.terms(yt, scorer.content_target(cf, targets[c.name]), targets[c.name]).items()}
                     acc[c.name].add(terms, seconds)
                     grids[c.name].add(y, rgb)
+                    stripes[c.name].add(y, rgb)
                     if photo in subset:
                         acc_subset[c.name].add(terms, seconds)
                         pair_totals[c.name, photo.name] = terms["total"]
@@ -473,7 +477,7 @@ def evaluate(models: Sequence[str | Path], settings: EvalSettings, log: Callable
             for c in cases:
                 row: dict[str, Any] = {"model": model_name, "method": model.method, "style": c.name, "style_image": c.image.name,
                                        "unseen": not c.trained, "size": size, "all": acc[c.name].mean(), "pairs": acc_subset[c.name].mean(),
-                                       "grid": grids[c.name].score(), "gatys": None}
+                                       "grid": grids[c.name].score(), "stripes": stripes[c.name].score(), "gatys": None}
                 if size in gatys_sizes and subset and settings.gatys_iters > 0:
                     g = _Acc()
                     reach = []
@@ -496,11 +500,11 @@ def evaluate(models: Sequence[str | Path], settings: EvalSettings, log: Callable
                     row["style_ratio"] = pairs["style"] / max(gm["style"], 1e-12)
                     row["total_ratio"] = pairs["total"] / max(gm["total"], 1e-12)
                 model_rows.append(row)
-                log(f"  {c.name} @ {size}: content {row['all']['content']:.4f} style {row['all']['style']:.4f} grid {_grid(row):.2f}"
+                log(f"  {c.name} @ {size}: content {row['all']['content']:.4f} style {row['all']['style']:.4f} grid {_grid(row):.2f} stripes {_stripes(row):.2f}"
                     + (f" | Gatys content {row['gatys']['content']:.4f} style {row['gatys']['style']:.4f}" if row["gatys"] else ""))
-        for c in cases:  # a style ships if it is within the bar at every size Gatys ran at, with no grid at any size
+        for c in cases:  # a style ships if it is within the bar at every size Gatys ran at, with no grid or stripes at any size
             judged = [r for r in model_rows if r["style"] == c.name and r["gatys"]]
-            clean = all(_grid(r) <= GRID_LIMIT for r in model_rows if r["style"] == c.name)
+            clean = all(_grid(r) <= GRID_LIMIT and _stripes(r) <= STRIPE_LIMIT for r in model_rows if r["style"] == c.name)
             verdict = (clean and all(r["content_ratio"] <= SHIP_RATIO and r["style_ratio"] <= SHIP_RATIO for r in judged)) if judged else None
             for r in model_rows:
                 if r["style"] == c.name:
@@ -512,7 +516,7 @@ def evaluate(models: Sequence[str | Path], settings: EvalSettings, log: Callable
     report = {
         "settings": {**asdict(settings), "photos": [p.name for p in photos], "gatys_photos": [p.name for p in subset],
                      "device": str(device), "torch_threads": torch.get_num_threads(), "ship_ratio": SHIP_RATIO,
-                     "grid_limit": GRID_LIMIT},
+                     "grid_limit": GRID_LIMIT, "stripe_limit": STRIPE_LIMIT},
         "summary": summaries, "rows": rows, "skipped_styles": skipped,
     }
     (out / "eval.json").write_text(json.dumps(report, indent=1, default=str))
@@ -526,6 +530,11 @@ def evaluate(models: Sequence[str | Path], settings: EvalSettings, log: Callable
 def _grid(row: dict[str, Any]) -> float:
     """The row's checkerboard score (worst period, ×photo); 0 when no output was scored."""
     return row["grid"]["worst"] if row.get("grid") else 0.0
+
+
+def _stripes(row: dict[str, Any]) -> float:
+    """The row's stripe score (worst axis, ×photo; fauve.artifacts.StripeMeter); 0 when none was scored."""
+    return row["stripes"]["worst"] if row.get("stripes") else 0.0
 
 
 def _vgg_for(shared: Scorer, spec: LossSpec) -> Any:
@@ -544,7 +553,7 @@ def _summaries(model_name: str, method: str, rows: list[dict[str, Any]], sizes: 
         mean = lambda key, part: sum(r[part][key] for r in rs) / len(rs)  # noqa: E731
         s: dict[str, Any] = {"model": model_name, "method": method, "size": size, "styles": len(rs),
                              "content": mean("content", "all"), "style": mean("style", "all"), "total": mean("total", "all"),
-                             "seconds": mean("seconds", "all"), "grid": max(_grid(r) for r in rs), "loss": spec.describe(),
+                             "seconds": mean("seconds", "all"), "grid": max(_grid(r) for r in rs), "stripes": max(_stripes(r) for r in rs), "loss": spec.describe(),
                              "gatys": None, "ships": None}
         judged = [r for r in rs if r["gatys"]]
         if judged:
@@ -554,7 +563,8 @@ def _summaries(model_name: str, method: str, rows: list[dict[str, Any]], sizes: 
             s["pairs"] = p
             s["content_ratio"], s["style_ratio"] = p["content"] / max(g["content"], 1e-12), p["style"] / max(g["style"], 1e-12)
             s["styles_shipping"] = sum(1 for r in judged if r.get("ships"))
-            s["ships"] = s["content_ratio"] <= SHIP_RATIO and s["style_ratio"] <= SHIP_RATIO and s["grid"] <= GRID_LIMIT
+            s["ships"] = (s["content_ratio"] <= SHIP_RATIO and s["style_ratio"] <= SHIP_RATIO and s["grid"] <= GRID_LIMIT
+                          and s["stripes"] <= STRIPE_LIMIT)
         out.append(s)
     return out
 
@@ -574,8 +584,8 @@ def summary_table(report: dict[str, Any]) -> str:
     """One row per model and size (mean over its styles): the table for the README."""
     st = report["settings"]
     lines = [
-        f"| model | px | styles | content | style | s/img | grid ×photo | Gatys content | Gatys style | Gatys s/pair | content ×G | style ×G | ships (≤{SHIP_RATIO}×, grid ≤{GRID_LIMIT:g}) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        f"| model | px | styles | content | style | s/img | grid ×photo | stripes ×photo | Gatys content | Gatys style | Gatys s/pair | content ×G | style ×G | ships (≤{SHIP_RATIO}×, grid ≤{GRID_LIMIT:g}, stripes ≤{STRIPE_LIMIT:g}) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for s in report["summary"]:
         g = s.get("gatys")
@@ -583,7 +593,7 @@ def summary_table(report: dict[str, Any]) -> str:
         if g and s["styles"] > 1:
             ships += f" ({s['styles_shipping']}/{g['styles']} styles)"
         lines.append(
-            f"| {s['model']} | {s['size']} | {s['styles']} | {_f(s['content'])} | {_f(s['style'])} | {_f(s['seconds'], 2)} | {_f(s.get('grid'), 2)} | "
+            f"| {s['model']} | {s['size']} | {s['styles']} | {_f(s['content'])} | {_f(s['style'])} | {_f(s['seconds'], 2)} | {_f(s.get('grid'), 2)} | {_f(s.get('stripes'), 2)} | "
             + (f"{_f(g['content'])} | {_f(g['style'])} | {_f(g['seconds'], 0)} | {_f(s['content_ratio'], 2)} | {_f(s['style_ratio'], 2)} | "
                if g else "– | – | – | – | – | ")
             + f"{ships} |")
@@ -594,6 +604,8 @@ def summary_table(report: dict[str, Any]) -> str:
                  f"model's own training recipe. {gatys}"
                  f"Grid ×photo: how much more strongly the outputs repeat on the 2/4/8 px upsampling lattice than the photos "
                  f"(fauve.artifacts; worst period, worst style; ≈1 is clean, a visible checkerboard is ≫{GRID_LIMIT:g}). "
+                 f"Stripes ×photo: how far the outputs' spectrum stands out along a frequency axis (fine parallel lines off the "
+                 f"lattice, e.g. hatching or colour bands), over the photos' (worst axis, worst style; ≈1 is clean). "
                  f"Times on {st['device']} ({st['torch_threads']} threads), networks run in {st.get('backend', 'torch')}.")
     return "\n".join(lines)
 
@@ -606,7 +618,8 @@ def markdown_report(report: dict[str, Any]) -> str:
         f"Content: {len(st['photos'])} photo(s) from {', '.join(st['content'])}; sizes {', '.join(map(str, st['sizes']))} px (long side); "
         f"Gatys (L-BFGS, {st['gatys_iters']} iterations, init {st['gatys_init']}) on {', '.join(st['gatys_photos']) or 'no photos'} "
         f"at {', '.join(map(str, st['gatys_sizes'] or st['sizes']))} px. A style ships when its content and style losses on the "
-        f"Gatys pairs are each ≤ {SHIP_RATIO}× Gatys's at every size and its grid score is ≤ {GRID_LIMIT:g} at every size.",
+        f"Gatys pairs are each ≤ {SHIP_RATIO}× Gatys's at every size and its grid and stripe scores are ≤ {GRID_LIMIT:g} / "
+        f"{STRIPE_LIMIT:g} at every size.",
         "",
         "## Per model",
         "",
@@ -614,14 +627,14 @@ def markdown_report(report: dict[str, Any]) -> str:
         "",
         "## Per style",
         "",
-        "| model | style | px | content | style | total | s/img | grid ×photo | on Gatys pairs: content | style | total | Gatys content | style | total | s/pair | it. to match | content ×G | style ×G | ships |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- |",
+        "| model | style | px | content | style | total | s/img | grid ×photo | stripes ×photo | on Gatys pairs: content | style | total | Gatys content | style | total | s/pair | it. to match | content ×G | style ×G | ships |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- |",
     ]
     for r in report["rows"]:
         a, p, g = r["all"], r["pairs"], r["gatys"]
         style = r["style"] + (" (unseen)" if r["unseen"] else "")
         line = (f"| {r['model']} | {style} | {r['size']} | {_f(a['content'])} | {_f(a['style'])} | {_f(a['total'])} | {_f(a['seconds'], 2)} | "
-                f"{_f(r['grid']['worst'] if r.get('grid') else None, 2)} | ")
+                f"{_f(r['grid']['worst'] if r.get('grid') else None, 2)} | {_f(r['stripes']['worst'] if r.get('stripes') else None, 2)} | ")
         line += (f"{_f(p['content'])} | {_f(p['style'])} | {_f(p['total'])} | " if p else "– | – | – | ")
         if g:
             reach = ", ".join("never" if v is None else str(v) for v in g["iterations_to_match_model"])

@@ -103,6 +103,7 @@ def test_rows_cover_every_model_style_and_size(report):
         assert (r["gatys"] is not None) == (r["size"] == 48)
         assert set(r["grid"]) == {"period2", "period4", "period8", "worst"} and r["grid"]["worst"] > 0
         assert r["grid"]["worst"] == max(r["grid"][f"period{p}"] for p in (2, 4, 8))
+        assert set(r["stripes"]) == {"horizontal", "vertical", "worst"} and r["stripes"]["worst"] > 0
 
 
 def test_gatys_lowers_the_objective_and_ships_follows_the_ratios(report):
@@ -115,8 +116,8 @@ def test_gatys_lowers_the_objective_and_ships_follows_the_ratios(report):
         assert g["iterations"] == 5 and g["seconds"] > 0
         assert r["content_ratio"] == pytest.approx(r["pairs"]["content"] / g["content"])
         assert r["style_ratio"] == pytest.approx(r["pairs"]["style"] / g["style"])
-        clean = all(o["grid"]["worst"] <= data["settings"]["grid_limit"] for o in data["rows"]
-                    if (o["model"], o["style"]) == (r["model"], r["style"]))
+        clean = all(o["grid"]["worst"] <= data["settings"]["grid_limit"] and o["stripes"]["worst"] <= data["settings"]["stripe_limit"]
+                    for o in data["rows"] if (o["model"], o["style"]) == (r["model"], r["style"]))
         assert r["ships"] == (r["content_ratio"] <= 1.5 and r["style_ratio"] <= 1.5 and clean)
     runs = [json.loads(p.read_text()) for p in sorted((out / "gatys").glob("*.json"))]
     # one run per (loss recipe, style, photo, size): the two ulyanov models share theirs
@@ -218,6 +219,63 @@ def test_grid_score_flags_lattice_patterns_not_texture():
         assert score(clean)["worst"] < GRID_LIMIT
     with pytest.raises(ValueError, match="differ in size"):
         GridMeter().add(rgbs[0][:64], rgbs[0])
+
+
+def test_stripe_score_flags_fine_parallel_lines_not_texture_or_strokes():
+    """The stripe number (fauve.artifacts.StripeMeter): over the limit for faint horizontal hatching
+    of any period (off the upsampling lattice) and for wavy colour bands; under it for noise,
+    blur, isotropic brush-like texture and a few long strokes; 1 for the photo itself."""
+    from fauve.artifacts import STRIPE_LIMIT, StripeMeter
+    from fauve.evaluate import load_tensor, to_numpy
+
+    samples = Path(__file__).resolve().parents[1] / "core" / "samples"
+    rgbs = [to_numpy(load_tensor(samples / name, 384)) for name in ("parrots.jpg", "lighthouse.jpg")]
+    rng = np.random.default_rng(0)
+
+    def score(transform) -> dict[str, float]:
+        meter = StripeMeter()
+        for rgb in rgbs:
+            meter.add(np.clip(transform(rgb), 0, 1).astype(np.float32), rgb)
+        return meter.score()
+
+    def rows(rgb):
+        yy, xx = np.mgrid[: rgb.shape[0], : rgb.shape[1]].astype(np.float32)
+        return yy, xx
+
+    def hatching(rgb, period, amplitude=0.1, axis=0):
+        yy, xx = rows(rgb)
+        return rgb + amplitude * np.sin(2 * np.pi * (yy if axis == 0 else xx) / period)[..., None]
+
+    def wavy_bands(rgb):  # coloured bands ~5 px apart, wandering up and down by ±1.5 px
+        yy, xx = rows(rgb)
+        band = np.sin(2 * np.pi * (yy + 1.5 * np.sin(2 * np.pi * xx / 90)) / 5.3)
+        return rgb + 0.1 * np.stack([band, 0.7 * band, 0.4 * band], -1)
+
+    def blobs(rgb, sigma):  # isotropic texture
+        import torchvision
+
+        noise = torch.from_numpy(rng.normal(0, 1, rgb.shape[:2]).astype(np.float32))[None, None]
+        noise = torchvision.transforms.functional.gaussian_blur(noise, [int(6 * sigma) | 1] * 2, [sigma, sigma])[0, 0].numpy()
+        return rgb + 0.1 * (noise / noise.std())[..., None]
+
+    def strokes(rgb):  # a few long diagonal and horizontal strokes, like a painting's
+        out = rgb.copy()
+        for _ in range(12):
+            y0, x0 = rng.integers(0, rgb.shape[0] - 20), rng.integers(0, rgb.shape[1] - 120)
+            colour, slope = rng.uniform(0, 1, 3), rng.choice([0, 8])
+            for t in range(120):
+                out[y0 + (t // slope if slope else 0): y0 + 3 + (t // slope if slope else 0), x0 + t] = colour
+        return out
+
+    assert score(lambda rgb: rgb)["worst"] == pytest.approx(1.0)
+    for period in (3.0, 4.7, 7.0):
+        assert score(lambda rgb: hatching(rgb, period))["horizontal"] > STRIPE_LIMIT, period
+    assert score(lambda rgb: hatching(rgb, 5.5, axis=1))["vertical"] > STRIPE_LIMIT
+    assert score(wavy_bands)["worst"] > STRIPE_LIMIT
+    for clean in (lambda rgb: rgb + 0.05 * rng.normal(0, 1, rgb.shape), lambda rgb: blobs(rgb, 1.5), lambda rgb: blobs(rgb, 4), strokes):
+        assert score(clean)["worst"] < STRIPE_LIMIT
+    with pytest.raises(ValueError, match="differ in size"):
+        StripeMeter().add(rgbs[0][:64], rgbs[0])
 
 
 def test_scorer_is_the_trainers_loss(eval_setup):
