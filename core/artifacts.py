@@ -94,22 +94,21 @@ class GridMeter:
 
 # -- stripes off the lattice --------------------------------------------------------------------------
 # A narrow generator can also draw fine parallel lines that follow no lattice: horizontal hatching
-# a few px apart (the width-0.25 Starry Night net at 1024 px), or wavy colour bands (a width-0.25
-# dumoulin). Their power sits in blobs along one frequency axis, at a period and its harmonics, so
-# along that axis the spectrum stands far above the rest of its ring; brush strokes raise it a little
-# (docs/training.md, session 9: photo 0.9, full-width Starry Night 1.5, slim 5.0 on kodim15 at 1024 px).
+# a few px apart (session 7's width-0.25 Starry Night net at 1024 px), or wavy bands. Their power sits in
+# blobs along one frequency axis, at a period and its harmonics, so along that axis the spectrum stands far
+# above the rest of its ring; brush strokes raise it a little.
 STRIPE_RING = (0.05, 0.45)  # cycles/px: from ~20 px down to ~2 px periods
 STRIPE_WEDGE = 8.0  # degrees either side of the axis
 STRIPE_BIN = 0.01  # cycles/px per ring
-# Above this the lines show at 100 % (session 9: the slim Starry Night net 4.3 at 1024 px, every other shipped
-# ulyanov net ≤ 1.9 on the same four photos).
+# Above this the lines show at 100 % (docs/training.md, session 9: at 1024 px on four Kodak photos that slim net
+# scores 17.5, the full-width Starry Night net 2.5, every other shipped model ≤ 2).
 STRIPE_LIMIT = 3.0
 
 
 def axis_excess(gray: np.ndarray) -> dict[str, float]:
     """How far the spectrum stands out along each frequency axis: per ring of radius r (``STRIPE_BIN``
     wide, within ``STRIPE_RING``), the mean power within ``STRIPE_WEDGE`` degrees of the axis over the
-    ring's mean power; the median over the rings. ``horizontal`` is horizontal stripes (power on the
+    mean power of the rest of the ring; the mean over the rings. ``horizontal`` is horizontal stripes (power on the
     vertical-frequency axis), ``vertical`` vertical ones. ≈1 for isotropic texture (a Hann window
     keeps the picture's borders from drawing lines of their own)."""
     h, w = gray.shape
