@@ -101,7 +101,8 @@ STRIPE_RING = (0.05, 0.45)  # cycles/px: from ~20 px down to ~2 px periods
 STRIPE_WEDGE = 8.0  # degrees either side of the axis
 STRIPE_BIN = 0.01  # cycles/px per ring
 # Above this the lines show at 100 % (docs/training.md, session 9: at 1024 px on four Kodak photos that slim net
-# scores 17.5, the full-width Starry Night net 2.5, every other shipped model ≤ 2).
+# scores 17.5, the full-width Starry Night net 2.5, the other shipped models ≤ 2.4 but dumoulin-16's Delaunay,
+# 5.7, whose lattice grid is as strong: 6.1).
 STRIPE_LIMIT = 3.0
 
 
