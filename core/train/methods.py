@@ -13,7 +13,8 @@ from typing import Callable
 import torch
 
 from fauve import losses
-from fauve.models import StyleModel, build_model
+from fauve.errors import FauveError
+from fauve.models import StyleModel, build_model, load_model
 from fauve.models.adain import ENCODER_TAPS, AdaINNet
 from fauve.models.layers import adain, mean_std
 from fauve.train.defaults import DEFAULTS, MethodDefaults  # noqa: F401 - re-exported
@@ -91,9 +92,6 @@ class GramMethod(Method):
         self.teacher = self._load_teacher() if self.cfg.teacher else None
 
     def _load_teacher(self) -> StyleModel:
-        from fauve.errors import FauveError
-        from fauve.models import load_model
-
         try:
             teacher = load_model(self.cfg.teacher)
         except FauveError:
