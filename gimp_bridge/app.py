@@ -13,6 +13,7 @@ share link, no SSR, the default theme's bundled fonts; the page loads nothing fr
 from __future__ import annotations
 
 import asyncio
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -30,6 +31,24 @@ CSS = """
 #style-gallery .thumbnail-item { aspect-ratio: 1; }
 #info { min-height: 2em; }
 """
+
+
+_REMEMBER_GALLERY_PICK = """() => {
+  const ids = %s;
+  document.addEventListener("click", (e) => {
+    const item = e.target.closest("#style-gallery button.thumbnail-item");
+    if (!item) return;
+    const items = [...document.querySelectorAll("#style-gallery button.thumbnail-item")];
+    window.fauveGalleryPick = ids[items.indexOf(item)] ?? null;
+  }, true);
+}"""
+_FORGET_GALLERY_PICK = "() => { window.fauveGalleryPick = null; }"
+# Stylize's inputs in order: content, source, style, ...
+_SEND_GALLERY_PICK = """(...args) => {
+  const pick = window.fauveGalleryPick;
+  if (pick) { args[1] = "catalog"; args[2] = pick; }
+  return args;
+}"""
 
 
 def _gr_error(err: FauveError) -> gr.Error:
@@ -169,12 +188,19 @@ def build_demo(engine: Engine, queue: JobQueue, *, max_pixels: int, workdir: Pat
             text, names = mix_default(model_id)
             return text, names
 
-        gallery.select(on_gallery, None, [style, source], api_visibility="private")
+        gallery.select(on_gallery, None, [style, source], api_visibility="private", queue=False)
         source.change(on_source, source, [catalog_group, image_group, mix_group], api_visibility="private")
         mix_model.change(on_mix_model, mix_model, [mix, mix_names], api_visibility="private")
+        # The gallery's pick reaches the dropdown only after a round trip to the server (1-2 s for the
+        # first event of a page under load); a Stylize click in between would send the old style.
+        # So the page remembers the last thumbnail clicked and Stylize sends that, until the user
+        # picks from the dropdown or switches the source.
+        demo.load(None, None, None, js=_REMEMBER_GALLERY_PICK % json.dumps(style_ids))
+        style.input(None, None, None, js=_FORGET_GALLERY_PICK)
+        source.input(None, None, None, js=_FORGET_GALLERY_PICK)
         event = run.click(stylize, [content, source, style, style_image, image_model, mix_model, mix, strength, preserve, style_scale],
                           [result, download, info], api_name="stylize", concurrency_limit=queue.concurrency,
-                          concurrency_id="stylize")
+                          concurrency_id="stylize", js=_SEND_GALLERY_PICK)
         stop.click(None, None, None, cancels=[event], api_visibility="private")
         gr.api(list_styles, api_name="list_styles")
     return demo

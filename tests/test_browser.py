@@ -99,3 +99,44 @@ def test_cancel_button_stops_the_running_job(page, server, tmp_path):  # noqa: F
         assert time.monotonic() < deadline, queue
         time.sleep(0.05)
     assert queue["done"] == before["done"]  # it did not finish
+
+
+def test_stylize_clicked_right_after_a_gallery_pick_uses_that_style(page, tmp_path):
+    """Picking a style in the gallery and clicking Stylize at once styles with the picked style,
+    not the one the dropdown showed before (the pick must reach the page before the click's inputs are read)."""
+    from playwright.sync_api import expect
+
+    Image.fromarray(photo(64, 80, seed=42)).save(tmp_path / "photo.png")
+    expect(page.locator("#run")).to_be_visible(timeout=60_000)
+    page.locator("#content input[type=file]").set_input_files(str(tmp_path / "photo.png"))
+    expect(page.locator("#content img")).to_be_visible(timeout=30_000)
+    items = page.locator("#style-gallery button.thumbnail-item")
+    expect(items).to_have_count(6, timeout=30_000)
+    current = page.locator("#style input[role=combobox]").input_value()
+    captions = [items.nth(i).inner_text().strip() for i in range(6)]
+    for attempt, i in enumerate(i for i, c in enumerate(captions) if c and c not in current):
+        if attempt == 3:
+            break
+        before = page.locator("#info").inner_text().strip()
+        items.nth(i).click()
+        page.locator("#run").click()
+        deadline = time.monotonic() + 120
+        # while the job runs the panel shows a timer above the old summary
+        while (info := page.locator("#info").inner_text().strip()) == before or " px on " not in info or "\n" in info:
+            assert time.monotonic() < deadline, f"no new summary: {info!r}"
+            time.sleep(0.05)
+        assert captions[i] in info, (captions[i], info)
+
+    # a pick from the dropdown after a gallery pick wins
+    items.nth(0).click()
+    expect(page.locator("#style input[role=combobox]")).to_have_value(captions[0], timeout=10_000)
+    page.locator("#style input[role=combobox]").click()
+    page.get_by_role("option", name=captions[1], exact=True).click()
+    expect(page.locator("#style input[role=combobox]")).to_have_value(captions[1], timeout=10_000)
+    before = page.locator("#info").inner_text().strip()
+    page.locator("#run").click()
+    deadline = time.monotonic() + 120
+    while (info := page.locator("#info").inner_text().strip()) == before or " px on " not in info or "\n" in info:
+        assert time.monotonic() < deadline, f"no new summary: {info!r}"
+        time.sleep(0.05)
+    assert captions[1] in info, (captions[1], info)
