@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             g = p.add_mutually_exclusive_group(required=True)
             g.add_argument("--styles", help="folder of style images, one style each")
             g.add_argument("--style", action="append", help="a style image (repeatable)")
-            g.add_argument("--add-style", action="append", metavar="IMG", help="add this style to the model given by --from (trains only new γ, β rows)")
+            g.add_argument("--add-style", action="append", metavar="IMG", help="add this style to the model given by --from (trains only new γ, β rows; a style the model already has is re-trained in place, the others stay bit-identical)")
             p.add_argument("--from", dest="from_model", help="the dumoulin model folder that --add-style extends")
         elif name == "msgnet":
             g = p.add_mutually_exclusive_group(required=True)

@@ -132,6 +132,31 @@ def test_add_style_trains_new_rows_and_leaves_old_styles_bit_identical(train_dat
         for i in range(2):
             assert torch.equal(old(x, torch.eye(2)[i]), new(x, torch.eye(3)[i]))
     assert losses(grown)[-1] < losses(grown)[0]
+    assert new.style_sources == [p.name for p in styles[:3]]
+
+
+def test_add_style_with_a_style_the_model_has_retrains_only_that_row_in_place(train_data, tmp_path):
+    base = tmp_path / "base"
+    styles = sorted(train_data["styles"].iterdir())[:3]
+    fauve("train", "dumoulin", "--content", str(train_data["content"]), *[a for p in styles for a in ("--style", str(p))],
+          "-o", str(base), "--iters", "6", *TINY)
+    again = tmp_path / "again"
+    fauve("train", "dumoulin", "--content", str(train_data["content"]), "--add-style", str(styles[1]), "--from", str(base),
+          "-o", str(again), "--iters", "8", "--lattice-weight", "5", *TINY)
+    old, new = load_model(base), load_model(again)
+    assert new.style_names == old.style_names and new.style_sources == old.style_sources
+    old_state, new_state = old.state_dict(), new.state_dict()
+    for name, tensor in old_state.items():
+        if name.endswith((".gamma", ".beta")):
+            assert torch.equal(new_state[name][[0, 2]], tensor[[0, 2]]), name
+        else:
+            assert torch.equal(new_state[name], tensor), name
+    assert any(not torch.equal(new_state[n][1], t[1]) for n, t in old_state.items() if n.endswith(".gamma")), "row 1 did not train"
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(old(x, torch.eye(3)[2]), new(x, torch.eye(3)[2]))
+        assert not torch.equal(old(x, torch.eye(3)[1]), new(x, torch.eye(3)[1]))
+    assert new.training_recipe["trained_styles"] == [styles[1].stem]
 
 
 def test_init_from_a_trained_model_fine_tunes_and_ulyanov_seeds_every_dumoulin_style(train_data, tmp_path):

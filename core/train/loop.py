@@ -361,7 +361,7 @@ def _stylize_all_styles(model, method, cfg, content: torch.Tensor) -> list[torch
             y = model(content, style_stats=model.style_stats(method.styles[i].to(content.device)))
         else:
             w = torch.zeros(content.shape[0], method.total_styles or n, device=content.device)
-            w[:, i + method.style_offset] = 1.0
+            w[:, i if method.style_rows is None else method.style_rows[i]] = 1.0
             y = model(content, w)
         rows.append(y.clamp(0, 1))
     model.train(was_training)
@@ -387,9 +387,9 @@ def _export(model, method, cfg: TrainConfig, out: Path, last: dict, skipped: int
         "content_data": str(cfg.content), "size": cfg.size, "style_size": cfg.style_size, "batch_size": cfg.batch_size,
         "iters": steps, **({"planned_iters": cfg.iters} if steps != cfg.iters else {}), "lr": cfg.lr, **({"warmup": cfg.warmup} if cfg.warmup else {}), **({"clip_grad": cfg.clip_grad} if cfg.clip_grad else {}), **({"style_lr_mult": cfg.style_lr_mult} if cfg.style_lr_mult != 1.0 else {}), **({"identity_weight": cfg.identity_weight} if cfg.identity_weight else {}), **({"teacher": Path(cfg.teacher).resolve().name, "distill_weight": cfg.distill_weight} if cfg.teacher else {}), "content_layers": list(cfg.content_layers), "style_layers": list(cfg.style_layers),
         "content_weight": cfg.content_weight, "style_weight": cfg.style_weight, "tv_weight": cfg.tv_weight, **({"lattice_weight": cfg.lattice_weight} if cfg.lattice_weight else {}),
-        "seed": cfg.seed, "hardware": _hardware(next(model.parameters()).device), "precision": cfg.precision, **({"init_from": Path(cfg.init_from).resolve().name} if cfg.init_from else {}), **({"pruned_from_width": cfg.pruned_from_width} if cfg.pruned_from_width else {}), "final_losses": last, "skipped_images": skipped,
+        "seed": cfg.seed, "hardware": _hardware(next(model.parameters()).device), "precision": cfg.precision, **({"init_from": Path(cfg.init_from).resolve().name} if cfg.init_from else {}), **({"pruned_from_width": cfg.pruned_from_width} if cfg.pruned_from_width else {}), **({"add_style_from": Path(cfg.add_style_from).resolve().name, "trained_styles": list(method.style_names)} if cfg.add_style_from else {}), "final_losses": last, "skipped_images": skipped,
     }
-    export.style_sources = [Path(p).name for p in cfg.styles]
+    export.style_sources = method.style_sources or [Path(p).name for p in cfg.styles]
     if cfg.half_weights:
         export = export.half()
     (out / "README.md").unlink(missing_ok=True)  # a re-export replaces the card

@@ -39,14 +39,17 @@ class Method:
     """A training method: builds the model and computes the loss of one batch."""
 
     name = ""
+    # Set by fauve.train.add_style when a run extends a dumoulin model: the model's row of each of this
+    # run's styles, the model's number of styles, and every style's painting file.
+    style_rows: list[int] | None = None
+    total_styles: int | None = None
+    style_sources: list[str] | None = None
 
     def __init__(self, cfg, styles: list[torch.Tensor], style_names: list[str], device: torch.device) -> None:
         self.cfg = cfg
         self.styles = styles
         self.style_names = style_names
         self.device = device
-        self.style_offset = 0  # >0 when adding styles to an existing dumoulin model
-        self.total_styles: int | None = None
         taps = cfg.content_layers + cfg.style_layers + (losses.DISTILL_LAYERS if getattr(cfg, "teacher", None) else ())
         self.vgg = VGG16Features(taps=tuple(dict.fromkeys(taps)), source=cfg.vgg_source).to(device)
 
@@ -118,7 +121,8 @@ class GramMethod(Method):
 
     def loss(self, model, content, step):
         idx = self.pick_styles(step, content.shape[0]).to(self.device)
-        weights = torch.nn.functional.one_hot(idx + self.style_offset, self.total_styles or len(self.styles)).float()
+        rows = idx if self.style_rows is None else torch.tensor(self.style_rows, device=idx.device)[idx]
+        weights = torch.nn.functional.one_hot(rows, self.total_styles or len(self.styles)).float()
         output = model(content, weights)
         teacher_output = None
         if self.teacher is not None:
