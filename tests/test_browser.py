@@ -120,11 +120,7 @@ def test_stylize_clicked_right_after_a_gallery_pick_uses_that_style(page, tmp_pa
         before = page.locator("#info").inner_text().strip()
         items.nth(i).click()
         page.locator("#run").click()
-        deadline = time.monotonic() + 120
-        # while the job runs the panel shows a timer above the old summary
-        while (info := page.locator("#info").inner_text().strip()) == before or " px on " not in info or "\n" in info:
-            assert time.monotonic() < deadline, f"no new summary: {info!r}"
-            time.sleep(0.05)
+        info = _next_summary(page, before)
         assert captions[i] in info, (captions[i], info)
 
     # a pick from the dropdown after a gallery pick wins
@@ -135,8 +131,14 @@ def test_stylize_clicked_right_after_a_gallery_pick_uses_that_style(page, tmp_pa
     expect(page.locator("#style input[role=combobox]")).to_have_value(captions[1], timeout=10_000)
     before = page.locator("#info").inner_text().strip()
     page.locator("#run").click()
-    deadline = time.monotonic() + 120
+    info = _next_summary(page, before)
+    assert captions[1] in info, (captions[1], info)
+
+
+def _next_summary(page, before: str, timeout: float = 120) -> str:
+    """The job summary that replaces ``before`` (while a job runs the panel shows a timer above the old one)."""
+    deadline = time.monotonic() + timeout
     while (info := page.locator("#info").inner_text().strip()) == before or " px on " not in info or "\n" in info:
         assert time.monotonic() < deadline, f"no new summary: {info!r}"
         time.sleep(0.05)
-    assert captions[1] in info, (captions[1], info)
+    return info
