@@ -55,6 +55,7 @@ def main() -> None:
             return next(self.feeds, None)
 
     tmp = Path(tempfile.mkdtemp(prefix="fauve-int8-"))
+    os.chdir(tmp)  # onnxruntime's shape inference leaves scratch files (sym_shape_infer_temp.onnx, *.data) in the working folder
     graphs = {"fp32": tmp / "fp32.onnx"}
     graphs["fp32"].write_bytes(export_onnx(model))
     quant_pre_process(str(graphs["fp32"]), str(tmp / "pre.onnx"), skip_symbolic_shape=True)
