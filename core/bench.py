@@ -61,15 +61,22 @@ ALL_METHODS = ("johnson", "ulyanov", "dumoulin", "msgnet", "adain")
 def hardware() -> dict[str, Any]:
     """What the numbers were measured on."""
     cpu = platform.processor() or platform.machine()
+    flags: set[str] = set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):  # after the first CPU's model name
+                flags = set(line.split(":", 1)[1].split())
                 break
     except OSError:
         pass
+    # Ratios move with the instruction set: bf16 is 30x slower than fp32 without native bf16 and
+    # faster than it with AMX (docs/perf/cpu-xeon-amx.md), so every table says which it had.
+    isa = torch.backends.cpu.get_cpu_capability()
+    extras = [name for flag, name in (("avx512_vnni", "VNNI"), ("avx512_bf16", "bf16"), ("amx_bf16", "AMX")) if flag in flags]
     info: dict[str, Any] = {
-        "cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+        "cpu": cpu, "cpu_isa": " + ".join([isa, *extras]), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform(),
         "mkldnn": torch.backends.mkldnn.is_available(),
     }
@@ -499,7 +506,8 @@ def bench_large(method: str, width: float, sizes: list[int], *, tile: int = 512,
 
 # -- reports ---------------------------------------------------------------------------------------
 def markdown(rows: list[Row], info: dict[str, Any], title: str) -> str:
-    hw = f"{info['cpu']} ({info['cpu_count']} cores, {info['torch_threads']} torch threads)"
+    isa = f", {info['cpu_isa']}" if info.get("cpu_isa") else ""
+    hw = f"{info['cpu']} ({info['cpu_count']} cores{isa}, {info['torch_threads']} torch threads)"
     if info.get("gpu"):
         hw += f"; GPU {info['gpu']} (CUDA {info['cuda']})"
     lines = [f"### {title}", "", f"{hw}; torch {info['torch']}, onnxruntime {info['onnxruntime']}; "
