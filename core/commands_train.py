@@ -101,7 +101,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--channels-last", action="store_true")
         p.add_argument("--checkpoint-every", type=int, default=100)
         p.add_argument("--sample-every", type=int, default=200)
-        p.add_argument("--sample-images", nargs="*", default=[], help="photos for the sample grids (default: the first content images)")
+        p.add_argument("--sample-images", nargs="*", default=[], help="photos for the sample grids (default: the bundled Kodak samples, never the training photos)")
         p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
         p.add_argument("--init", dest="init_from", metavar="MODEL",
                        help="start from this trained model's weights (fine-tune; same method, or ulyanov for dumoulin)")

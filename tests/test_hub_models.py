@@ -39,3 +39,20 @@ def test_shipped_model_is_a_hub_repo_that_styles_a_photo(folder):
     out = Stylizer(model, device="cpu").run(photo, style=0 if model.multi_style else None)
     assert out.shape == photo.shape and np.isfinite(out).all()
     assert np.abs(out - photo).mean() > 0.01, "the model returns the photo unchanged"
+
+
+@pytest.mark.parametrize("folder", SHIPPED, ids=[p.name for p in SHIPPED])
+def test_sample_grid_shows_the_bundled_photos_not_training_photos(folder):
+    """The grid on the model card starts with fauve's bundled Kodak photos; the BSDS500 training
+    photos are research-use images and must not be published with a model."""
+    from PIL import Image
+
+    from fauve.sample_grid import PADDING, sample_photos, tile_size
+
+    grid = np.asarray(Image.open(folder / "samples.png").convert("RGB"), dtype=np.float32) / 255
+    size = tile_size(grid.shape[1])
+    photos = sample_photos(size).permute(0, 2, 3, 1).numpy()
+    for c, photo in enumerate(photos):
+        left = PADDING + c * (size + PADDING)
+        tile = grid[PADDING:PADDING + size, left:left + size]
+        assert np.abs(tile - photo).max() <= 1 / 255 + 1e-6, f"{folder.name}: top row, picture {c}"

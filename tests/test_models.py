@@ -58,3 +58,35 @@ def test_bilinear_upsampling_shares_the_nearest_weights_and_survives_save_load(m
         assert torch.allclose(loaded(x), y, atol=1e-6)
     with pytest.raises(ValueError, match="nearest, bilinear or transposed"):
         build_model(method, width=0.25, upsample="bicubic", **kw)
+
+
+def _grid_rows(path, size: int) -> list[torch.Tensor]:
+    import numpy as np
+    from PIL import Image
+
+    from fauve.sample_grid import PADDING
+
+    grid = torch.from_numpy(np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255).permute(2, 0, 1)
+    step = size + PADDING
+    return [torch.stack([grid[:, PADDING + r * step:PADDING + r * step + size, PADDING + c * step:PADDING + c * step + size]
+                         for c in range(2)]) for r in range(grid.shape[1] // step)]
+
+
+def test_sample_grid_shows_the_bundled_photos_then_one_row_per_style(tmp_path):
+    from fauve.sample_grid import render_sample_grid, sample_photos
+
+    torch.manual_seed(0)
+    model = build_model("dumoulin", width=0.25, num_styles=3).eval()
+    with torch.no_grad():  # give each style its own γ, β (a fresh model starts them all at 1, 0)
+        for p in model.parameters():
+            if p.dim() == 2 and p.shape[0] == 3:
+                p.normal_(1.0, 0.5)
+    path = render_sample_grid(model, tmp_path / "samples.png", size=48)
+    rows = _grid_rows(path, 48)
+    assert len(rows) == 4
+    assert (rows[0] - sample_photos(48)).abs().max() <= 1 / 255 + 1e-6
+    styled = rows[1:]
+    for i in range(3):
+        assert (styled[i] - rows[0]).abs().mean() > 0.02
+        for j in range(i):
+            assert (styled[i] - styled[j]).abs().mean() > 0.01

@@ -341,7 +341,10 @@ def _autocast(device: torch.device, precision: str):
 def _sample_inputs(cfg: TrainConfig, device: torch.device) -> torch.Tensor:
     from fauve.train.data import random_crop, read_rgb
 
-    paths = cfg.sample_images or [str(p) for p in find_images(cfg.content)[:3]]
+    from fauve.sample_grid import SAMPLE_PHOTOS
+
+    # Never the training photos by default: the grid goes into the model card (fauve.sample_grid).
+    paths = cfg.sample_images or [str(p) for p in SAMPLE_PHOTOS]
     gen = torch.Generator().manual_seed(1234)
     imgs = [read_rgb(Path(p)) for p in paths]
     return torch.stack([random_crop(i, cfg.size, gen, jitter=(1.0, 1.0)) for i in imgs if i is not None]).to(device)
