@@ -41,7 +41,8 @@ def render_sample_grid(model: StyleModel, path: str | Path, *, size: int | None 
                        photos: tuple[Path, ...] = SAMPLE_PHOTOS) -> Path:
     """Write ``path`` (PNG): the photos in the first row, then the photos in each style (at most ``max_styles``).
 
-    ``size`` defaults to 256 px per picture, 160 px for models with more than 4 styles.
+    ``size`` defaults to 256 px per picture, 160 px for models with more than 4 styles. The model is
+    moved to the CPU in fp32 (in place), as the grid is the fp32 CPU picture.
     """
     from fauve.pipeline import Stylizer
 

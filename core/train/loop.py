@@ -339,9 +339,8 @@ def _autocast(device: torch.device, precision: str):
 
 
 def _sample_inputs(cfg: TrainConfig, device: torch.device) -> torch.Tensor:
-    from fauve.train.data import random_crop, read_rgb
-
     from fauve.sample_grid import SAMPLE_PHOTOS
+    from fauve.train.data import random_crop, read_rgb
 
     # Never the training photos by default: the grid goes into the model card (fauve.sample_grid).
     paths = cfg.sample_images or [str(p) for p in SAMPLE_PHOTOS]
