@@ -344,6 +344,46 @@ def test_a_slimmer_student_distils_its_teacher_and_a_wrong_teacher_is_refused(tr
     assert proc.returncode == 2 and "needs a --teacher" in proc.stderr
 
 
+def test_msgnet_distils_a_dumoulin_teacher_of_the_same_paintings_and_refuses_other_teachers(train_data, tmp_path):
+    content, styles = str(train_data["content"]), str(train_data["styles"])
+    teacher, student = tmp_path / "dumoulin", tmp_path / "msgnet"
+    fauve("train", "dumoulin", "--content", content, "--styles", styles, "-o", str(teacher), "--iters", "10", *TINY)
+    # Distillation alone: the msgnet's pictures (style Gram from its own encoder) move towards the dumoulin net's.
+    fauve("train", "msgnet", "--content", content, "--styles", styles, "-o", str(student), "--iters", "40", *TINY,
+          "--lr", "3e-3", "--teacher", str(teacher), "--distill-weight", "1", "--content-weight", "0", "--style-weight", "0")
+    curve = losses(student, "distill")
+    assert len(curve) == 40 and sum(curve[-5:]) / 5 < 0.7 * sum(curve[:5]) / 5, curve
+    assert json.loads((student / "config.json").read_text())["training"]["teacher"] == "dumoulin"
+    single = tmp_path / "ulyanov"
+    fauve("train", "ulyanov", "--content", content, "--style", str(train_data["style"]), "-o", str(single), "--iters", "2", *TINY)
+    proc = fauve("train", "msgnet", "--content", content, "--style", str(train_data["style"]), "-o", str(tmp_path / "x"),
+                 "--iters", "2", *TINY, "--teacher", str(single), check=False)
+    assert proc.returncode == 2 and "distils from msgnet or dumoulin" in proc.stderr and "hint:" in proc.stderr
+    proc = fauve("train", "adain", "--content", content, "--styles", styles, "-o", str(tmp_path / "y"), "--iters", "2", *TINY,
+                 "--teacher", str(teacher), check=False)
+    assert proc.returncode == 2 and "--teacher" in proc.stderr
+
+
+def test_bf16_on_the_cpu_trains_like_fp32_and_fp16_on_the_cpu_is_refused(train_data, tmp_path):
+    content, style = str(train_data["content"]), str(train_data["style"])
+    runs = {}
+    for precision in ("fp32", "bf16"):
+        out = tmp_path / precision
+        fauve("train", "ulyanov", "--content", content, "--style", style, "-o", str(out), "--iters", "30", *TINY,
+              "--device", "cpu", "--precision", precision, "--channels-last")
+        runs[precision] = losses(out)
+        assert json.loads((out / "config.json").read_text())["training"]["precision"] == precision
+    # Same seed, same crops: bf16 autocast computes the first loss to within its rounding, and learns as well.
+    assert runs["bf16"][0] == pytest.approx(runs["fp32"][0], rel=0.03)
+    assert sum(runs["bf16"][-5:]) / 5 < 0.7 * sum(runs["bf16"][:5]) / 5, runs["bf16"]
+    with torch.no_grad():
+        assert torch.isfinite(load_model(tmp_path / "bf16")(torch.rand(1, 3, 32, 32))).all()
+    proc = fauve("train", "ulyanov", "--content", content, "--style", style, "-o", str(tmp_path / "fp16"), "--iters", "2", *TINY,
+                 "--device", "cpu", "--precision", "fp16", check=False)
+    assert proc.returncode == 2 and "needs a CUDA GPU" in proc.stderr and "bf16" in proc.stderr
+    assert not (tmp_path / "fp16" / "losses.csv").exists()
+
+
 @pytest.mark.parametrize("method", ["ulyanov", "dumoulin"])
 def test_pruning_keeps_the_channels_with_the_largest_norm_scale(method):
     from fauve.models import build_model

@@ -44,6 +44,7 @@ class Method:
     style_rows: list[int] | None = None
     total_styles: int | None = None
     style_sources: list[str] | None = None
+    teacher_methods: tuple[str, ...] = ()  # which trained models ``--teacher`` may name (set per method)
 
     def __init__(self, cfg, styles: list[torch.Tensor], style_names: list[str], device: torch.device) -> None:
         self.cfg = cfg
@@ -55,6 +56,24 @@ class Method:
 
     def build(self) -> StyleModel:
         raise NotImplementedError
+
+    def _load_teacher(self) -> StyleModel:
+        try:
+            teacher = load_model(self.cfg.teacher)
+        except FauveError:
+            raise
+        except Exception as exc:  # noqa: BLE001 (a folder that is not a fauve model)
+            raise FauveError(f"--teacher {self.cfg.teacher} is not a fauve model folder ({exc}).",
+                             "Pass a folder written by `fauve train` (config.json + model.safetensors).") from exc
+        if teacher.method not in self.teacher_methods:
+            raise FauveError(f"--teacher {self.cfg.teacher} is a {teacher.method} model; a {self.name} run distils from "
+                             f"{' or '.join(self.teacher_methods)}.", f"Distil from a {' or '.join(self.teacher_methods)} model.")
+        if list(teacher.style_names) != list(self.style_names):
+            raise FauveError(f"--teacher {self.cfg.teacher} has the styles {list(teacher.style_names)}, this run {list(self.style_names)}.",
+                             "Pass the teacher's paintings in its order (its config.json style_sources).")
+        teacher = teacher.float().eval().to(self.device)
+        teacher.requires_grad_(False)
+        return teacher
 
     def pick_styles(self, step: int, batch: int) -> torch.Tensor:
         """Style index of each sample of the batch at ``step`` (deterministic)."""
@@ -89,28 +108,11 @@ class GramMethod(Method):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self.teacher_methods = (self.name,)
         with torch.no_grad():
             per_style = [losses.style_grams(self.vgg(s.to(self.device), self.cfg.style_layers), self.cfg.style_layers) for s in self.styles]
         self.target_grams = {name: torch.cat([g[name] for g in per_style]) for name in self.cfg.style_layers}
         self.teacher = self._load_teacher() if self.cfg.teacher else None
-
-    def _load_teacher(self) -> StyleModel:
-        try:
-            teacher = load_model(self.cfg.teacher)
-        except FauveError:
-            raise
-        except Exception as exc:  # noqa: BLE001 (a folder that is not a fauve model)
-            raise FauveError(f"--teacher {self.cfg.teacher} is not a fauve model folder ({exc}).",
-                             "Pass a folder written by `fauve train` (config.json + model.safetensors).") from exc
-        if teacher.method != self.name:
-            raise FauveError(f"--teacher {self.cfg.teacher} is a {teacher.method} model; this is a {self.name} run.",
-                             f"Distil from a {self.name} model.")
-        if list(teacher.style_names) != list(self.style_names):
-            raise FauveError(f"--teacher {self.cfg.teacher} has the styles {list(teacher.style_names)}, this run {list(self.style_names)}.",
-                             "Pass the teacher's paintings in its order (its config.json style_sources).")
-        teacher = teacher.float().eval().to(self.device)
-        teacher.requires_grad_(False)
-        return teacher
 
     def build(self) -> StyleModel:
         kw = dict(width=self.cfg.width, upsample=self.cfg.upsample, num_styles=len(self.styles), style_names=self.style_names,
@@ -136,11 +138,15 @@ class MSGNetMethod(Method):
     the style image's size is jittered per step (the source of brush-size control)."""
 
     name = "msgnet"
+    # A dumoulin model with the same paintings can teach it (not in the paper): its pictures differ per style
+    # from the first step, which makes the network use the style's Gram (docs/training.md, session 13).
+    teacher_methods = ("msgnet", "dumoulin")
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         with torch.no_grad():
             self.vgg_grams = [losses.style_grams(self.vgg(s.to(self.device), self.cfg.style_layers), self.cfg.style_layers) for s in self.styles]
+        self.teacher = self._load_teacher() if self.cfg.teacher else None
 
     def build(self) -> StyleModel:
         return build_model("msgnet", width=self.cfg.width, num_styles=len(self.styles), style_names=self.style_names,
@@ -156,7 +162,11 @@ class MSGNetMethod(Method):
         style = torch.nn.functional.interpolate(style, size=(max(16, round(h * scale)), max(16, round(w * scale))), mode="bilinear", antialias=True, align_corners=False)
         net = model.module if hasattr(model, "module") else model
         output = model(content, target_gram=net.style_gram(style))
-        return self.perceptual(output, content, self.vgg_grams[i])
+        teacher_output = None
+        if self.teacher is not None:
+            with torch.no_grad():
+                teacher_output = self.teacher(content, torch.eye(len(self.styles), device=content.device)[i])
+        return self.perceptual(output, content, self.vgg_grams[i], teacher_output)
 
 
 class AdaINMethod(Method):
