@@ -2,8 +2,8 @@
 """The README's pictures of the shipped models: Kodak photos (first column) and each model's output,
 with the painting's thumbnail on top.
 
-    scripts/experiments/preview-sheet.py [-o docs/img/ulyanov-previews.png]          # every hub_models/ulyanov-*
-    scripts/experiments/preview-sheet.py -o docs/img/more-models.png johnson-starry-night dumoulin-16#udnie \
+    scripts/experiments/preview-sheet.py [-o docs/img/ulyanov-previews.jpg]          # every hub_models/ulyanov-*
+    scripts/experiments/preview-sheet.py -o docs/img/more-models.jpg johnson-starry-night dumoulin-16#udnie \
         adain#the_scream adain@vangogh_irises.jpg                                       # NAME, NAME#STYLE, NAME@PAINTING
 """
 
@@ -26,7 +26,7 @@ def main() -> None:
     from fauve.pipeline import Stylizer
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-o", "--out", default=str(ROOT / "docs" / "img" / "ulyanov-previews.png"))
+    parser.add_argument("-o", "--out", default=str(ROOT / "docs" / "img" / "ulyanov-previews.jpg"))
     parser.add_argument("models", nargs="*", help="hub_models folder names; NAME#STYLE picks a named style, NAME@FILE "
                         "gives a painting from the data's styles/ (msgnet, adain: unseen styles)")
     args = parser.parse_args()
@@ -58,7 +58,7 @@ def main() -> None:
             sheet.paste(Image.fromarray(np.asarray(stylizer.run(photo, **options))), (j * TILE[0], head + i * TILE[1]))
     for i, photo in enumerate(photos):
         sheet.paste(Image.fromarray(photo), (0, head + i * TILE[1]))
-    sheet.save(args.out, optimize=True)
+    sheet.save(args.out, optimize=True, **({"quality": 90} if args.out.lower().endswith((".jpg", ".jpeg")) else {}))
     print(args.out)
 
 
