@@ -38,12 +38,10 @@ def register(sub: argparse._SubParsersAction) -> None:
             g.add_argument("--style", action="append", help="a style image (repeatable)")
             g.add_argument("--add-style", action="append", metavar="IMG", help="add this style to the model given by --from (trains only new γ, β rows; a style the model already has is re-trained in place, the others stay bit-identical)")
             p.add_argument("--from", dest="from_model", help="the dumoulin model folder that --add-style extends")
-        elif name == "msgnet":
+        else:  # msgnet, adain
             g = p.add_mutually_exclusive_group(required=True)
-            g.add_argument("--styles", help="folder of style images")
-            g.add_argument("--style", action="append", help="a style image (repeatable)")
-        else:
-            p.add_argument("--styles", required=True, help="folder of paintings (the style distribution)")
+            g.add_argument("--styles", help="folder of paintings (the style distribution)")
+            g.add_argument("--style", action="append", help="a painting (repeatable; in a --teacher's order when distilling)")
         p.add_argument("-o", "--out", required=True, help="output model folder (checkpoints, samples and logs go here too)")
         p.add_argument("--size", type=int, default=256, help="training crop size")
         p.add_argument("--style-size", type=int, default=256, help="long side of the style images")
@@ -63,13 +61,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="add W × the output's spectral lines on the 2/4/8 px upsampling lattice beyond the photo's own "
                             "(fauve.losses.lattice_penalty; not in the papers): against fine grid patterns; 30 with --style-weight 40 "
                             "after --upsample bilinear is the shipped Starry Night recipe (docs/training.md)")
-        if name != "adain":
-            p.add_argument("--teacher", metavar="MODEL", default=None,
-                           help="distil from MODEL, a trained model of the same method (msgnet: also dumoulin) and the same "
-                                "styles in the same order (e.g. a slimmer --width student of a shipped model): adds --distill-weight × the distance of "
-                                "the picture's VGG features (relu2_2, relu3_3) and pixels to the teacher's (fauve.losses.distillation_loss); "
-                                "with --init TEACHER --width W the student starts as the teacher pruned to width W")
-            p.add_argument("--distill-weight", type=float, default=None, metavar="W", help="weight of the distillation loss (default 30 with --teacher)")
+        p.add_argument("--stripe-weight", type=float, default=0.0, metavar="W",
+                       help="add W × how far the output's spectrum stands out along a frequency axis beyond the photo's "
+                            "(fauve.losses.stripe_penalty, the eval's stripe score made differentiable; not in the papers): "
+                            "against fine parallel hatching from slim generators")
+        p.add_argument("--teacher", metavar="MODEL", default=None,
+                       help="distil from MODEL, a trained model of the same method (msgnet: also dumoulin; adain: dumoulin only) and the same "
+                            "styles in the same order (e.g. a slimmer --width student of a shipped model): adds --distill-weight × the distance of "
+                            "the picture's VGG features (relu2_2, relu3_3) and pixels to the teacher's (fauve.losses.distillation_loss); "
+                            "with --init TEACHER --width W the student starts as the teacher pruned to width W")
+        p.add_argument("--distill-weight", type=float, default=None, metavar="W", help="weight of the distillation loss (default 30 with --teacher)")
         p.add_argument("--content-layers", type=_layers, default=None, help=f"default {','.join(d.content_layers)}")
         p.add_argument("--style-layers", type=_layers, default=None, help=f"default {','.join(d.style_layers)}")
         p.add_argument("--width", type=float, default=None, help="channel width multiplier (0.5 halves every layer)")
@@ -131,7 +132,7 @@ def run(args) -> int:
     cfg = TrainConfig(
         method=args.method, content=args.content, styles=_style_list(args), out=args.out, size=args.size,
         style_size=args.style_size, batch_size=args.batch_size, iters=args.iters, lr=args.lr,
-        content_weight=args.content_weight, style_weight=args.style_weight, tv_weight=args.tv_weight, lattice_weight=args.lattice_weight,
+        content_weight=args.content_weight, style_weight=args.style_weight, tv_weight=args.tv_weight, lattice_weight=args.lattice_weight, stripe_weight=args.stripe_weight,
         content_layers=args.content_layers, style_layers=args.style_layers, width=args.width,
         upsample=getattr(args, "upsample", None), residual_output=getattr(args, "residual_output", False), norm=getattr(args, "norm", "batch"), vgg_source=args.vgg_source,
         seed=args.seed, device=args.device, precision=args.precision, compile=args.compile,

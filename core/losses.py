@@ -128,3 +128,55 @@ def lattice_penalty(output: torch.Tensor, photo: torch.Tensor, period: int = LAT
     # 3×3 means of broadband texture's power scatter around their ring's by ±⅓; a margin of 1 keeps
     # texture's chance peaks (>2× the ring: under 1 % of bins) from being smoothed away as lines.
     return torch.relu(excess - 1.0).mean()
+
+
+# The ring and wedge of fauve.artifacts' stripe score (cycles/px; degrees either side of an axis).
+STRIPE_RING, STRIPE_WEDGE, STRIPE_BIN = (0.05, 0.45), 8.0, 0.01
+
+
+def _axis_excess(image: torch.Tensor) -> torch.Tensor:
+    """(B, 2) of fauve.artifacts.axis_excess (horizontal, vertical stripes) for (B, 3, H, W) pictures: per
+    ring, the mean power within the wedge around the axis over the mean power of the rest of the ring
+    (the rest held fixed, so the loss cannot fall by adding power beside the axis); the mean over rings."""
+    y = image.float()
+    y = y[:, 0] * 0.299 + y[:, 1] * 0.587 + y[:, 2] * 0.114
+    h, w = y.shape[-2:]
+    dev = y.device
+    window = torch.hann_window(h, periodic=False, device=dev)[:, None] * torch.hann_window(w, periodic=False, device=dev)[None, :]
+    power = torch.fft.fft2((y - y.mean(dim=(-2, -1), keepdim=True)) * window).abs().pow(2).flatten(1)
+    fy, fx = torch.meshgrid(torch.fft.fftfreq(h, device=dev), torch.fft.fftfreq(w, device=dev), indexing="ij")
+    radius = torch.hypot(fy, fx).flatten()
+    angle = torch.rad2deg(torch.atan2(fx.abs(), fy.abs())).flatten()  # 0° on the vertical-frequency axis
+    rings = int(round((STRIPE_RING[1] - STRIPE_RING[0]) / STRIPE_BIN))
+    ring = torch.floor((radius - STRIPE_RING[0]) / STRIPE_BIN).long()
+    valid = (ring >= 0) & (ring < rings)
+
+    def ring_means(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = ring[mask]
+        counts = torch.bincount(idx, minlength=rings).float()
+        sums = torch.zeros(power.shape[0], rings, device=dev).index_add(1, idx, power[:, mask])
+        return sums / counts.clamp_min(1), counts > 0
+
+    out = []
+    for on_axis in (angle < STRIPE_WEDGE, angle > 90 - STRIPE_WEDGE):
+        (axis, has_axis), (rest, has_rest) = ring_means(valid & on_axis), ring_means(valid & ~on_axis)
+        ratio = axis / rest.detach().clamp_min(1e-20)
+        out.append(ratio[:, has_axis & has_rest].mean(dim=1))
+    return torch.stack(out, dim=1)
+
+
+def stripe_penalty(output: torch.Tensor, photo: torch.Tensor, margin: float = 1.0) -> torch.Tensor:
+    """How far the output's spectrum stands out along a frequency axis (fine parallel lines, the
+    hatching a slim generator draws over water and sky), beyond the photo's own.
+
+    The differentiable twin of ``fauve.artifacts.StripeMeter`` (the eval score): per picture and axis,
+    e = axis_excess(output) / max(1, axis_excess(photo)); penalty = mean of relu(e − ``margin``) over axes and
+    the batch: zero unless the output stands out along an axis more than the photo does. The eval's limit is 3,
+    but a net that passes on 384² training crops (e ≈ 1.2, as its teacher) can still reach 4–8 on a photo's large
+    flat water at 1024 px (docs/training.md, session 14), so the margin is the photo's own level."""
+    if min(output.shape[-2:]) < 32:
+        raise ValueError(f"pictures of {output.shape[-2]}×{output.shape[-1]} px are too small to measure stripes")
+    excess = _axis_excess(output)
+    with torch.no_grad():
+        ref = _axis_excess(photo).clamp_min(1.0)
+    return torch.relu(excess / ref - margin).mean()

@@ -188,22 +188,23 @@ def test_init_from_a_trained_model_fine_tunes_and_ulyanov_seeds_every_dumoulin_s
     assert proc.returncode == 2 and "Cannot start a johnson run from a dumoulin model" in proc.stderr and "hint:" in proc.stderr
 
 
-def test_init_may_switch_nearest_to_bilinear_and_lattice_weight_is_logged(train_data, tmp_path):
+def test_init_may_switch_nearest_to_bilinear_and_lattice_and_stripe_weights_are_logged(train_data, tmp_path):
     content, style = str(train_data["content"]), str(sorted(train_data["styles"].iterdir())[0])
     base, tuned = tmp_path / "base", tmp_path / "tuned"
     fauve("train", "ulyanov", "--content", content, "--style", style, "-o", str(base), "--iters", "3", *TINY)
     fauve("train", "ulyanov", "--content", content, "--style", style, "-o", str(tuned), "--iters", "2", "--lr", "0",
-          "--init", str(base), "--upsample", "bilinear", "--lattice-weight", "5", *TINY)
+          "--init", str(base), "--upsample", "bilinear", "--lattice-weight", "5", "--stripe-weight", "2", *TINY)
     old, new = load_model(base), load_model(tuned)
     assert (old.upsample, new.upsample) == ("nearest", "bilinear")
     for name, tensor in old.state_dict().items():
         assert torch.equal(new.state_dict()[name], tensor), name
     config = json.loads((tuned / "config.json").read_text())
-    assert config["upsample"] == "bilinear" and config["training"]["lattice_weight"] == 5.0
-    assert "lattice_weight" not in json.loads((base / "config.json").read_text())["training"]
-    lattice = losses(tuned, "lattice")
-    assert len(lattice) == 2 and all(v >= 0 and v == v for v in lattice)
-    assert losses(base, "lattice") == [0.0] * 3
+    assert config["upsample"] == "bilinear" and config["training"]["lattice_weight"] == 5.0 and config["training"]["stripe_weight"] == 2.0
+    assert not {"lattice_weight", "stripe_weight"} & set(json.loads((base / "config.json").read_text())["training"])
+    for column in ("lattice", "stripes"):
+        values = losses(tuned, column)
+        assert len(values) == 2 and all(v >= 0 and v == v for v in values)
+        assert losses(base, column) == [0.0] * 3
 
 
 def test_adain_init_keeps_the_decoder_and_takes_the_new_runs_paintings(train_data, tmp_path):
@@ -344,7 +345,7 @@ def test_a_slimmer_student_distils_its_teacher_and_a_wrong_teacher_is_refused(tr
     assert proc.returncode == 2 and "needs a --teacher" in proc.stderr
 
 
-def test_msgnet_distils_a_dumoulin_teacher_of_the_same_paintings_and_refuses_other_teachers(train_data, tmp_path):
+def test_msgnet_and_adain_distil_a_dumoulin_teacher_of_the_same_paintings_and_refuse_other_teachers(train_data, tmp_path):
     content, styles = str(train_data["content"]), str(train_data["styles"])
     teacher, student = tmp_path / "dumoulin", tmp_path / "msgnet"
     fauve("train", "dumoulin", "--content", content, "--styles", styles, "-o", str(teacher), "--iters", "10", *TINY)
@@ -359,9 +360,15 @@ def test_msgnet_distils_a_dumoulin_teacher_of_the_same_paintings_and_refuses_oth
     proc = fauve("train", "msgnet", "--content", content, "--style", str(train_data["style"]), "-o", str(tmp_path / "x"),
                  "--iters", "2", *TINY, "--teacher", str(single), check=False)
     assert proc.returncode == 2 and "distils from msgnet or dumoulin" in proc.stderr and "hint:" in proc.stderr
+    # adain too: the decoder's pictures move towards the dumoulin net's for each sample's painting.
+    decoder = tmp_path / "adain"
+    fauve("train", "adain", "--content", content, "--styles", styles, "-o", str(decoder), "--iters", "40", *TINY,
+          "--lr", "3e-3", "--teacher", str(teacher), "--distill-weight", "1", "--content-weight", "0", "--style-weight", "0")
+    curve = losses(decoder, "distill")
+    assert len(curve) == 40 and sum(curve[-5:]) / 5 < 0.7 * sum(curve[:5]) / 5, curve
     proc = fauve("train", "adain", "--content", content, "--styles", styles, "-o", str(tmp_path / "y"), "--iters", "2", *TINY,
-                 "--teacher", str(teacher), check=False)
-    assert proc.returncode == 2 and "--teacher" in proc.stderr
+                 "--teacher", str(student), check=False)
+    assert proc.returncode == 2 and "distils from dumoulin" in proc.stderr
 
 
 def test_bf16_on_the_cpu_trains_like_fp32_and_fp16_on_the_cpu_is_refused(train_data, tmp_path):

@@ -28,11 +28,14 @@ class StepOutput:
 
 
 def _add_lattice(cfg, total: torch.Tensor, parts: dict, output: torch.Tensor, photo: torch.Tensor) -> tuple[torch.Tensor, dict]:
-    """Add ``--lattice-weight`` × the grid-pattern penalty when asked for."""
-    if not cfg.lattice_weight:
-        return total, parts
-    lattice = losses.lattice_penalty(output, photo)
-    return total + cfg.lattice_weight * lattice, {**parts, "lattice": lattice.detach()}
+    """Add ``--lattice-weight`` × the grid-pattern penalty and ``--stripe-weight`` × the stripe penalty when asked for."""
+    if cfg.lattice_weight:
+        lattice = losses.lattice_penalty(output, photo)
+        total, parts = total + cfg.lattice_weight * lattice, {**parts, "lattice": lattice.detach()}
+    if getattr(cfg, "stripe_weight", 0.0):
+        stripes = losses.stripe_penalty(output, photo)
+        total, parts = total + cfg.stripe_weight * stripes, {**parts, "stripes": stripes.detach()}
+    return total, parts
 
 
 class Method:
@@ -174,11 +177,16 @@ class AdaINMethod(Method):
     mean/std style loss on relu1_1..relu4_1 of the same encoder (Huang & Belongie, eq. 11–13)."""
 
     name = "adain"
+    # A dumoulin model of the same paintings can teach it (not in the paper): its picture for the style is a
+    # per-pixel target, a denser signal than the style's mean and std (docs/training.md, session 14).
+    teacher_methods = ("dumoulin",)
+    distill_layers = ("relu2_1", "relu3_1")  # the encoder's own taps stand in for losses.DISTILL_LAYERS
 
     def __init__(self, cfg, styles, style_names, device) -> None:
         # The loss network is the model's own encoder; no separate VGG is needed.
         self.cfg, self.styles, self.style_names, self.device = cfg, styles, style_names, device
         self.decode: torch.nn.Module | None = None  # set to a DistributedDataParallel decoder under torchrun
+        self.teacher = self._load_teacher() if getattr(cfg, "teacher", None) else None
 
     def build(self) -> StyleModel:
         from fauve.vgg import load_vgg16_features
@@ -188,17 +196,18 @@ class AdaINMethod(Method):
         model.load_encoder_weights()
         return model
 
-    def style_batch(self, step: int, batch: int) -> torch.Tensor:
+    def style_batch(self, step: int, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(each sample's painting index, a random crop of it)."""
         from fauve.train.data import random_crop
 
         gen = torch.Generator().manual_seed(self.cfg.seed * 32_452_843 + step)
         idx = torch.randint(0, len(self.styles), (batch,), generator=gen)
-        return torch.stack([random_crop(self.styles[int(i)][0], self.cfg.size, gen) for i in idx]).to(self.device)
+        return idx, torch.stack([random_crop(self.styles[int(i)][0], self.cfg.size, gen) for i in idx]).to(self.device)
 
     def loss(self, model, content, step):
         cfg = self.cfg
         net: AdaINNet = model.module if hasattr(model, "module") else model
-        style = self.style_batch(step, content.shape[0])
+        idx, style = self.style_batch(step, content.shape[0])
         with torch.no_grad():
             fc = net.encode(content)["relu4_1"]
             fs = net.encode(style, ENCODER_TAPS)
@@ -210,7 +219,14 @@ class AdaINMethod(Method):
         s = losses.mean_std_style_loss(fo, fs, cfg.style_layers)
         tv = losses.total_variation(output)
         total = cfg.content_weight * c + cfg.style_weight * s + cfg.tv_weight * tv
-        total, parts = _add_lattice(cfg, total, {"content": c.detach(), "style": s.detach(), "tv": tv.detach()}, output, content)
+        parts = {"content": c.detach(), "style": s.detach(), "tv": tv.detach()}
+        if self.teacher is not None:
+            with torch.no_grad():
+                teacher_output = self.teacher(content, torch.nn.functional.one_hot(idx, len(self.styles)).float().to(content.device))
+                teacher_feats = net.encode(teacher_output, self.distill_layers)
+            distill = losses.distillation_loss(output, teacher_output, fo, teacher_feats, self.distill_layers)
+            total, parts = total + cfg.distill_weight * distill, {**parts, "distill": distill.detach()}
+        total, parts = _add_lattice(cfg, total, parts, output, content)
         if cfg.identity_weight:
             # AdaIN(f_c, μ(f_c), σ(f_c)) = f_c, so decoding the photo's own features should give the photo back.
             total = total + cfg.identity_weight * losses.relative_mse((self.decode or net.decoder)(fc), content)
