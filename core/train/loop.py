@@ -420,7 +420,7 @@ def _with_named_styles(export, method):
     from fauve.models import build_model
 
     names = method.style_names
-    named = build_model("adain", width=export.width, vgg_source=export.vgg_source, num_styles=len(names), style_names=names)
+    named = build_model("adain", width=export.width, vgg_source=export.vgg_source, upsample=export.upsample, num_styles=len(names), style_names=names)
     state = {k: v for k, v in export.state_dict().items() if not k.startswith("style_")}
     named.load_state_dict(state, strict=False)
     named.set_named_styles(method.styles)
