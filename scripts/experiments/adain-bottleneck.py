@@ -6,8 +6,12 @@ The loss network's weights come from HED (VGG16 fine-tuned on BSDS500 edges), wh
 this trains AdaIN's mirrored decoder from scratch with only the identity loss ‖D(E(c)) − c‖² / ‖c‖², from relu4_1
 (the paper's layer, AdaINNet's decoder) or relu3_1 (its last two stages), the same photos, seed, steps and
 optimiser, and prints the loss curve and the held-out reconstruction error on Kodak photos.
+With ``--style-weight W`` it trains a whole AdaIN at that layer instead (content loss to the AdaIN target, W × the
+mean/std style loss on the encoder's relu*_1 taps up to the layer, plus the identity loss) on the paintings of
+``--styles`` and also writes kodim23 in three held-in paintings.
 
     python scripts/experiments/adain-bottleneck.py --layer relu3_1 --steps 1000 -o runs/adain-ae31
+    python scripts/experiments/adain-bottleneck.py --layer relu3_1 --steps 2000 --style-weight 2 --styles runs/adain-styles -o runs/adain-31
 """
 
 from __future__ import annotations
@@ -24,8 +28,8 @@ from torch import nn
 from fauve import losses
 from fauve.evaluate import load_tensor
 from fauve.models.adain import _decoder
-from fauve.models.layers import ConvLayer
-from fauve.train.data import ImageStream, find_images
+from fauve.models.layers import ConvLayer, adain, mean_std
+from fauve.train.data import ImageStream, find_images, load_style, random_crop
 from fauve.vgg import TAP_INDEX, Preprocess, load_vgg16_features
 
 DATA = Path(os.environ.get("FAUVE_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
@@ -48,6 +52,8 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--style-weight", type=float, default=0.0, help="0: reconstruction only")
+    ap.add_argument("--styles", default=None, help="folder of paintings (with --style-weight)")
     ap.add_argument("-o", "--out", required=True)
     args = ap.parse_args()
     torch.manual_seed(0)
@@ -55,6 +61,18 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     features, source = load_vgg16_features("auto", depth=TAP_INDEX[args.layer] + 1)
     encoder = nn.Sequential(Preprocess(source), *features).eval().requires_grad_(False)
+    taps = [t for t in ("relu1_1", "relu2_1", "relu3_1", "relu4_1") if TAP_INDEX[t] <= TAP_INDEX[args.layer]]
+
+    def encode(x: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = {}
+        for i, module in enumerate(encoder):
+            x = module(x)
+            for t in taps:
+                if i == TAP_INDEX[t] + 1:  # +1: the Preprocess in front
+                    out[t] = x
+        return out
+
+    paintings = [load_style(p, 256)[0] for p in find_images(args.styles)] if args.style_weight else []
     decoder = decoder_for(args.layer, "bilinear")
     encoder, decoder = encoder.to(memory_format=torch.channels_last), decoder.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(decoder.parameters(), lr=args.lr)
@@ -62,7 +80,7 @@ def main() -> None:
     t0 = time.perf_counter()
     with (out / "losses.csv").open("w", newline="") as f:
         log = csv.writer(f)
-        log.writerow(["step", "identity", "seconds"])
+        log.writerow(["step", "loss", "seconds"])  # identity loss alone without --style-weight
         for step in range(args.steps):
             photo = stream.batch(step).contiguous(memory_format=torch.channels_last)
             for group in opt.param_groups:
@@ -71,6 +89,16 @@ def main() -> None:
                 with torch.no_grad():
                     feats = encoder(photo)
                 loss = losses.relative_mse(decoder(feats).float(), photo)
+                if args.style_weight:
+                    gen = torch.Generator().manual_seed(step)
+                    pick = torch.randint(0, len(paintings), (photo.shape[0],), generator=gen)
+                    style = torch.stack([random_crop(paintings[int(i)], args.size, gen) for i in pick])
+                    with torch.no_grad():
+                        fs = encode(style)
+                        target = adain(feats, *mean_std(fs[args.layer]))
+                    fo = encode(decoder(target).float())
+                    loss = (loss + losses.relative_mse(fo[args.layer], target)
+                            + args.style_weight * losses.mean_std_style_loss(fo, fs, tuple(taps)))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -86,7 +114,11 @@ def main() -> None:
             if name == "kodim23.png":
                 from torchvision.utils import save_image
 
-                save_image(torch.cat([photo, rebuilt]), out / "kodim23.png", nrow=2)
+                pictures = [photo, rebuilt]
+                for painting in ("starry_night.jpg", "the_scream.jpg", "great_wave.jpg") if args.style_weight else ():
+                    stats = mean_std(encoder(load_style(DATA / "styles" / painting, 256)))
+                    pictures.append(decoder(adain(encoder(photo), *stats)).clamp(0, 1))
+                save_image(torch.cat(pictures), out / "kodim23.png", nrow=len(pictures))
     print(f"{args.layer}: {args.steps} steps in {time.perf_counter() - t0:.0f} s; Kodak MSE at 256 px "
           f"{sum(errors) / len(errors):.4f} ({', '.join(f'{e:.4f}' for e in errors)})")
 
