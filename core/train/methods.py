@@ -27,12 +27,12 @@ class StepOutput:
     output: torch.Tensor
 
 
-def _add_lattice(cfg, total: torch.Tensor, parts: dict, output: torch.Tensor, photo: torch.Tensor) -> tuple[torch.Tensor, dict]:
+def _add_artifact_penalties(cfg, total: torch.Tensor, parts: dict, output: torch.Tensor, photo: torch.Tensor) -> tuple[torch.Tensor, dict]:
     """Add ``--lattice-weight`` × the grid-pattern penalty and ``--stripe-weight`` × the stripe penalty when asked for."""
     if cfg.lattice_weight:
         lattice = losses.lattice_penalty(output, photo)
         total, parts = total + cfg.lattice_weight * lattice, {**parts, "lattice": lattice.detach()}
-    if getattr(cfg, "stripe_weight", 0.0):
+    if cfg.stripe_weight:
         stripes = losses.stripe_penalty(output, photo)
         total, parts = total + cfg.stripe_weight * stripes, {**parts, "stripes": stripes.detach()}
     return total, parts
@@ -102,7 +102,7 @@ class Method:
         if teacher_output is not None:
             distill = losses.distillation_loss(output, teacher_output, feats, teacher_feats)
             total, parts = total + cfg.distill_weight * distill, {**parts, "distill": distill.detach()}
-        total, parts = _add_lattice(cfg, total, parts, output, content)
+        total, parts = _add_artifact_penalties(cfg, total, parts, output, content)
         return StepOutput(total, parts, output)
 
 
@@ -186,7 +186,7 @@ class AdaINMethod(Method):
         # The loss network is the model's own encoder; no separate VGG is needed.
         self.cfg, self.styles, self.style_names, self.device = cfg, styles, style_names, device
         self.decode: torch.nn.Module | None = None  # set to a DistributedDataParallel decoder under torchrun
-        self.teacher = self._load_teacher() if getattr(cfg, "teacher", None) else None
+        self.teacher = self._load_teacher() if cfg.teacher else None
 
     def build(self) -> StyleModel:
         from fauve.vgg import load_vgg16_features
@@ -226,7 +226,7 @@ class AdaINMethod(Method):
                 teacher_feats = net.encode(teacher_output, self.distill_layers)
             distill = losses.distillation_loss(output, teacher_output, fo, teacher_feats, self.distill_layers)
             total, parts = total + cfg.distill_weight * distill, {**parts, "distill": distill.detach()}
-        total, parts = _add_lattice(cfg, total, parts, output, content)
+        total, parts = _add_artifact_penalties(cfg, total, parts, output, content)
         if cfg.identity_weight:
             # AdaIN(f_c, μ(f_c), σ(f_c)) = f_c, so decoding the photo's own features should give the photo back.
             total = total + cfg.identity_weight * losses.relative_mse((self.decode or net.decoder)(fc), content)
