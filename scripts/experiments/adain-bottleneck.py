@@ -27,10 +27,10 @@ from torch import nn
 
 from fauve import losses
 from fauve.evaluate import load_tensor
-from fauve.models.adain import _decoder
+from fauve.models.adain import ENCODER_TAPS, AdaINNet, _decoder
 from fauve.models.layers import ConvLayer, adain, mean_std
 from fauve.train.data import ImageStream, find_images, load_style, random_crop
-from fauve.vgg import TAP_INDEX, Preprocess, load_vgg16_features
+from fauve.vgg import TAP_INDEX, load_vgg16_features
 
 DATA = Path(os.environ.get("FAUVE_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
 
@@ -56,25 +56,23 @@ def main() -> None:
     ap.add_argument("--styles", default=None, help="folder of paintings (with --style-weight)")
     ap.add_argument("-o", "--out", required=True)
     args = ap.parse_args()
-    torch.manual_seed(0)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    features, source = load_vgg16_features("auto", depth=TAP_INDEX[args.layer] + 1)
-    encoder = nn.Sequential(Preprocess(source), *features).eval().requires_grad_(False)
-    taps = [t for t in ("relu1_1", "relu2_1", "relu3_1", "relu4_1") if TAP_INDEX[t] <= TAP_INDEX[args.layer]]
+    torch.manual_seed(0)
+    _, source = load_vgg16_features("auto", depth=TAP_INDEX[args.layer] + 1)  # before the decoder: its init follows this RNG state
+    decoder = decoder_for(args.layer, "bilinear")
+    net = AdaINNet(vgg_source=source).eval()  # only its frozen VGG16 encoder is used
+    net.load_encoder_weights()
+    taps = tuple(t for t in ENCODER_TAPS if TAP_INDEX[t] <= TAP_INDEX[args.layer])
 
     def encode(x: torch.Tensor) -> dict[str, torch.Tensor]:
-        out = {}
-        for i, module in enumerate(encoder):
-            x = module(x)
-            for t in taps:
-                if i == TAP_INDEX[t] + 1:  # +1: the Preprocess in front
-                    out[t] = x
-        return out
+        return net.encode(x, taps)
+
+    def encoder(x: torch.Tensor) -> torch.Tensor:
+        return net.encode(x, (args.layer,))[args.layer]
 
     paintings = [load_style(p, 256)[0] for p in find_images(args.styles)] if args.style_weight else []
-    decoder = decoder_for(args.layer, "bilinear")
-    encoder, decoder = encoder.to(memory_format=torch.channels_last), decoder.to(memory_format=torch.channels_last)
+    net, decoder = net.to(memory_format=torch.channels_last), decoder.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(decoder.parameters(), lr=args.lr)
     stream = ImageStream(find_images(DATA / "content-train"), args.size, args.batch_size, seed=0)
     t0 = time.perf_counter()
@@ -98,7 +96,7 @@ def main() -> None:
                         target = adain(feats, *mean_std(fs[args.layer]))
                     fo = encode(decoder(target).float())
                     loss = (loss + losses.relative_mse(fo[args.layer], target)
-                            + args.style_weight * losses.mean_std_style_loss(fo, fs, tuple(taps)))
+                            + args.style_weight * losses.mean_std_style_loss(fo, fs, taps))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
