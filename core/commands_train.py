@@ -89,6 +89,9 @@ def register(sub: argparse._SubParsersAction) -> None:
             p.add_argument("--style-lr-mult", type=float, default=1.0, metavar="X",
                            help="learning rate of the per-style γ, β = X × --lr (each style's row learns from 1/N of the samples; 10 helps 16 styles separate on short runs)")
         if name == "adain":
+            p.add_argument("--layer", dest="adain_layer", choices=["relu4_1", "relu3_1"], default=None,
+                           help="where AdaIN sits: relu4_1 (the paper's; default, or --init's) or relu3_1 (not in the paper: "
+                                "256 statistics, smaller strokes, keeps more of the photo; trains well on a CPU)")
             p.add_argument("--identity-weight", type=float, default=0.0, metavar="W",
                            help="add W × ‖D(f(c)) − c‖² / ‖c‖²: the decoder also rebuilds the photo from its own features "
                                 "(Park & Lee 2019's identity loss; not in the AdaIN paper). Sharper, more faithful photos on short runs; e.g. 1")
@@ -139,7 +142,7 @@ def run(args) -> int:
         channels_last=args.channels_last, checkpoint_every=args.checkpoint_every, sample_every=args.sample_every,
         resume=args.resume, half_weights=args.half, add_style_from=getattr(args, "from_model", None),
         init_from=args.init_from, warmup=args.warmup, time_limit=args.time_limit, clip_grad=args.clip_grad, style_lr_mult=getattr(args, "style_lr_mult", 1.0),
-        identity_weight=getattr(args, "identity_weight", 0.0),
+        identity_weight=getattr(args, "identity_weight", 0.0), adain_layer=getattr(args, "adain_layer", None),
         teacher=getattr(args, "teacher", None),
         distill_weight=_distill_weight(args),
         sample_images=args.sample_images,

@@ -9,7 +9,7 @@ model:
 1. The loss comes from the model's own ``config.json`` training recipe (layers, weights, style
    size, loss network): for johnson/ulyanov/dumoulin/msgnet the normalised content and Gram losses
    of ``fauve.losses`` on VGG16 (``Method.perceptual`` in the trainer); for adain the content loss
-   to the AdaIN target on relu4_1 and the mean/std style loss, on the model's own encoder
+   to the AdaIN target at the model's AdaIN layer (relu4_1, or relu3_1) and the mean/std style loss, on the model's own encoder
    (``AdaINMethod.loss``). The style target is the style image at the recipe's style size, as in
    training, whatever the size of the photo.
 2. Each model runs (``fauve.pipeline.Stylizer``, untiled, fp32, in PyTorch or onnxruntime: the
@@ -92,8 +92,8 @@ def loss_spec(model: Any, style_size: int | None = None) -> LossSpec:
     d = DEFAULTS[method]
     if method == "adain":
         kind, source = "adain", getattr(model, "vgg_source", "hed")
-        # The adain trainer loads its style images at the crop size (loop.train: style_size = size).
-        size = style_size or int(recipe.get("size") or 256)
+        # The adain trainer loads its style images at the larger of the crop size and the style size (loop.train).
+        size = style_size or max(int(recipe.get("size") or 256), int(recipe.get("style_size") or 0))
     else:
         kind, source = "gram", (model.loss_net or {}).get("source") or "auto"
         size = style_size or int(recipe.get("style_size") or 256)
@@ -122,7 +122,7 @@ class Scorer:
             if model is None or not hasattr(model, "encode"):
                 raise ValueError("an adain loss needs the adain model (its encoder is the loss network)")
             self.model = model.to(self.device)
-            self.content_taps = ("relu4_1",)
+            self.content_taps = (model.layer,)
         else:
             from fauve.vgg import VGG16Features
 
@@ -142,7 +142,7 @@ class Scorer:
 
         spec = self.spec
         if spec.kind == "adain":
-            return self.features(style, spec.style_layers + ("relu4_1",))
+            return self.features(style, spec.style_layers + self.content_taps)
         return style_grams(self.features(style, spec.style_layers), spec.style_layers)
 
     @torch.no_grad()
@@ -151,13 +151,14 @@ class Scorer:
 
     @torch.no_grad()
     def content_target(self, content_feats: dict[str, torch.Tensor], style_target: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """The photo's features (gram), or AdaIN(f_c, μ_s, σ_s) on relu4_1 (adain)."""
+        """The photo's features (gram), or AdaIN(f_c, μ_s, σ_s) at the AdaIN layer (adain)."""
         if self.spec.kind != "adain":
             return content_feats
         from fauve.models.layers import adain, mean_std
 
-        s_mean, s_std = mean_std(style_target["relu4_1"])
-        return {"relu4_1": adain(content_feats["relu4_1"], s_mean, s_std)}
+        (layer,) = self.content_taps
+        s_mean, s_std = mean_std(style_target[layer])
+        return {layer: adain(content_feats[layer], s_mean, s_std)}
 
     def terms(self, image: torch.Tensor, content_target: dict[str, torch.Tensor], style_target: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """``content``, ``style``, ``tv`` and the weighted ``total`` (tensors; differentiable)."""
@@ -166,8 +167,9 @@ class Scorer:
         spec = self.spec
         image = image.to(self.device)
         if spec.kind == "adain":
-            feats = self.features(image, spec.style_layers + ("relu4_1",))
-            content = losses.relative_mse(feats["relu4_1"], content_target["relu4_1"])
+            (layer,) = self.content_taps
+            feats = self.features(image, spec.style_layers + (layer,))
+            content = losses.relative_mse(feats[layer], content_target[layer])
             style = losses.mean_std_style_loss(feats, style_target, spec.style_layers)
         else:
             feats = self.features(image, spec.content_layers + spec.style_layers)

@@ -8,17 +8,17 @@ johnson    ``image``                                   (B, 3, H, W) RGB in [0, 1
 ulyanov    ``image``
 dumoulin   ``image``, ``style_weights`` (1, N)         weights over the N trained styles
 msgnet     ``image``, ``target_gram`` (1, C, C)        Gram matrix of the style features
-adain      ``image``, ``style_mean``, ``style_std`` (1, 512), ``alpha`` (1,)
+adain      ``image``, ``style_mean``, ``style_std`` (1, C), ``alpha`` (1,)  C = 512 (relu4_1) or 256 (relu3_1)
 =========  ===========================================================================
 
 The output ``stylized`` is (B, 3, H, W), unclamped, like the PyTorch model's. Sides must be a
-multiple of the model's ``size_multiple`` (4; 8 for adain), as in PyTorch. For msgnet the Gram of
+multiple of the model's ``size_multiple`` (4; 8 for adain at relu4_1), as in PyTorch. For msgnet the Gram of
 a style image is ``model.style_gram(img)`` (or the stored ``style_grams[i]``); for adain the
 statistics are ``model.style_stats(img)`` (or ``style_means[i]``, ``style_stds[i]``).
 
 A second form of each graph, ``frozen_norm=True``, takes the mean and variance of every
 instance-norm layer as inputs (``norm{i}_mean``, ``norm{i}_var``; adain: ``content_mean``,
-``content_std`` at relu4_1). The pipeline uses it to run tiles with statistics shared over the
+``content_std`` at the AdaIN layer). The pipeline uses it to run tiles with statistics shared over the
 whole image (see ``fauve.pipeline``), so tiled onnxruntime output matches tiled PyTorch output.
 
 Exported with PyTorch's TorchScript-based exporter (``dynamo=False``: needs only ``onnx``, and its
@@ -105,7 +105,7 @@ class OnnxGraph(nn.Module):
             extra += [model.style_means[:1].clone(), model.style_stds[:1].clone(), torch.ones(1)]
         if self.frozen_norm:
             if self.method == "adain":
-                extra += [torch.zeros(512), torch.ones(512)]
+                extra += [torch.zeros_like(model.style_means[0]), torch.ones_like(model.style_stds[0])]
             else:
                 from fauve.pipeline import SharedNormStats
 
@@ -141,7 +141,7 @@ class OnnxGraph(nn.Module):
     def _adain(self, image: torch.Tensor, style_mean: torch.Tensor, style_std: torch.Tensor, alpha: torch.Tensor,
                content_mean: torch.Tensor | None = None, content_std: torch.Tensor | None = None) -> torch.Tensor:
         """AdaINNet.forward for one (mixed) style: t = α·(σ_s·(f − μ_c)/σ_c + μ_s) + (1 − α)·f."""
-        content = self.model.encode(image)["relu4_1"]
+        content = self.model.encode(image)[self.model.layer]
         if content_mean is None:
             mean_c, std_c = mean_std(content)
         else:

@@ -17,7 +17,7 @@ do not show. Instance normalisation (``ulyanov``, ``dumoulin``, ``msgnet``) and 
 with statistics over the whole image, which a tile on its own does not have: normalised per tile,
 each tile gets its own contrast and colour cast (visible blocks). So all tiles *share* statistics:
 
-- AdaIN: the content's relu4_1 mean/std are exact — the encoder runs over the windows first and
+- AdaIN: the content's mean/std at the AdaIN layer are exact — the encoder runs over the windows first and
   accumulates weighted sums with the blending weights.
 - Instance norm: every layer's statistics depend on the layers before it, so one pass over the
   *whole image downscaled* to ``stats_pixels`` records them all (pooled mean and variance per
@@ -441,8 +441,8 @@ class Stylizer:
     def _forward(self, x: torch.Tensor, cond: Conditioning, masks: torch.Tensor | None,
                  content_stats: tuple[torch.Tensor, torch.Tensor] | None = None,
                  norm_stats: dict | None = None, backend: str | None = None) -> torch.Tensor:
-        """One network pass on device tensors. ``content_stats`` (AdaIN, tiling): frozen relu4_1
-        mean/std used in place of the tile's own; ``norm_stats``: the frozen instance-norm statistics
+        """One network pass on device tensors. ``content_stats`` (AdaIN, tiling): frozen mean/std at the
+        AdaIN layer, used in place of the tile's own; ``norm_stats``: the frozen instance-norm statistics
         (tiling; the torch backend gets them from SharedNormStats, onnxruntime as graph inputs)."""
         if self._onnx is not None and (backend or self.backend) == "onnxruntime" and masks is None:
             return self._onnx(x, cond, content_stats, norm_stats)
@@ -544,7 +544,7 @@ class Stylizer:
     def _calibrate(self, x: torch.Tensor, cond: Conditioning, partition: "_Partition", budget: int, cancel: Any) -> dict[str, Any]:
         """The normalisation statistics every tile shares.
 
-        - AdaIN: the content's relu4_1 mean and std, exact: the encoder runs over the same windows
+        - AdaIN: the content's mean and std at the AdaIN layer, exact: the encoder runs over the same windows
           and accumulates Σw·f and Σw·f² with the blending weights (which sum to one per pixel).
         - Instance-norm models: each norm layer's statistics depend on the layers before it, so they
           are recorded in one pass over the whole image, downscaled to ``budget`` pixels.
@@ -552,12 +552,12 @@ class Stylizer:
         _check_cancel(cancel)
         result: dict[str, Any] = {"norm": {}}
         if self.method == "adain":
-            sums = torch.zeros(3, 512, dtype=torch.float64)
+            sums = torch.zeros(3, self.model.style_means.shape[1], dtype=torch.float64)
             for y0, x0, weight in partition.windows():
                 _check_cancel(cancel)
                 crop = x[..., y0:y0 + partition.th, x0:x0 + partition.tw]
                 with self._autocast():
-                    feats = self._guarded(lambda: self.model.encode(self._prepare(crop))["relu4_1"].float())
+                    feats = self._guarded(lambda: self.model.encode(self._prepare(crop))[self.model.layer].float())
                 k = partition.th // feats.shape[-2]
                 wf = F.avg_pool2d(weight[None, None], k).to(feats.device) if k > 1 else weight[None, None].to(feats.device)
                 sums[0] += (feats * wf).sum(dim=(0, 2, 3)).double().cpu()

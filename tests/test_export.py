@@ -66,6 +66,19 @@ def test_a_residual_output_model_exports_with_its_input_skip(method):
     assert compare_with_torch(model, export_onnx(model), height=64, width=96) < TOL
 
 
+def test_an_adain_model_at_relu3_1_exports_its_256_statistics_and_tiles_the_same():
+    model = tiny_trained_like("adain", layer="relu3_1")
+    data = export_onnx(model)
+    assert compare_with_torch(model, data, height=44, width=60) < TOL  # multiples of 4, not of 8
+    import onnx
+
+    shapes = {i.name: [d.dim_value for d in i.type.tensor_type.shape.dim] for i in onnx.load_from_string(data).graph.input}
+    assert shapes["style_mean"] == shapes["style_std"] == [1, 256]
+    img, tiled = picture(), dict(tile=64, overlap=8, context=8)
+    torch_run, ort_run = Stylizer(model, device="cpu"), Stylizer(model, device="cpu", backend="onnxruntime")
+    assert np.abs(ort_run.run(img, **tiled) - torch_run.run(img, **tiled)).max() < TOL
+
+
 @pytest.mark.parametrize("method", ["ulyanov", "adain"])
 def test_a_bilinear_upsampling_model_exports_the_same_resize(method):
     model = tiny_trained_like(method, upsample="bilinear")

@@ -245,6 +245,36 @@ def test_adain_identity_weight_teaches_the_decoder_to_rebuild_the_photo(train_da
     assert json.loads((runs["50"] / "config.json").read_text())["training"]["identity_weight"] == 50.0
 
 
+def test_adain_at_relu3_1_trains_there_and_an_init_keeps_its_layer(train_data, tmp_path):
+    content, styles = str(train_data["content"]), str(train_data["styles"])
+    out, tuned = tmp_path / "r31", tmp_path / "tuned"
+    fauve("train", "adain", "--content", content, "--styles", styles, "-o", str(out), "--layer", "relu3_1", "--iters", "40",
+          "--lr", "1e-3", *TINY[:1], "36", *TINY[2:])  # 36 px: a multiple of 4 is enough at relu3_1
+    curve = losses(out)
+    assert sum(curve[-5:]) / 5 < 0.7 * sum(curve[:5]) / 5, curve
+    config = json.loads((out / "config.json").read_text())
+    assert config["layer"] == "relu3_1"
+    assert config["training"]["content_layers"] == ["relu3_1"]
+    assert config["training"]["style_layers"] == ["relu1_1", "relu2_1", "relu3_1"]
+    model = load_model(out).float().eval()
+    assert model.style_means.shape == model.style_stds.shape == (3, 256)
+    assert model.size_multiple == 4 and len(model.encoder) == 12  # VGG16 features up to relu3_1
+    with torch.no_grad():
+        y = model(torch.rand(1, 3, 36, 44))
+        stats = model.style_stats(torch.rand(2, 3, 40, 40))
+        mixed = model(torch.rand(1, 3, 36, 44), style_stats=stats, style_weights=torch.tensor([0.5, 0.5]))
+    assert y.shape == mixed.shape == (1, 3, 36, 44) and stats[0].shape == (2, 256)
+    # --init takes the model's layer; asking for the other one fails before training, saying what to do.
+    fauve("train", "adain", "--content", content, "--styles", styles, "-o", str(tuned), "--iters", "1", "--init", str(out), *TINY)
+    assert json.loads((tuned / "config.json").read_text())["layer"] == "relu3_1"
+    proc = fauve("train", "adain", "--content", content, "--styles", styles, "-o", str(tmp_path / "x"), "--iters", "1",
+                 "--init", str(out), "--layer", "relu4_1", *TINY, check=False)
+    assert proc.returncode == 2 and "has AdaIN at relu3_1" in proc.stderr and "hint:" in proc.stderr
+    proc = fauve("train", "adain", "--content", content, "--styles", styles, "-o", str(tmp_path / "y"), "--iters", "1",
+                 "--layer", "relu3_1", "--style-layers", "relu3_1,relu4_1", *TINY, check=False)
+    assert proc.returncode == 2 and "style layers among relu1_1,relu2_1,relu3_1" in proc.stderr
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

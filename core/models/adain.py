@@ -4,8 +4,14 @@ A fixed VGG16 encoder up to relu4_1 (its weights stored inside the model file, s
 nothing else), AdaIN(x, y) = σ(y)(x − μ(x))/σ(x) + μ(y) on the encoded content with the style's
 statistics, and a decoder that mirrors the encoder with nearest upsampling in place of pooling and
 no normalisation layers (``upsample="bilinear"``, not in the paper: bilinear instead of nearest, against
-the fine lattice pattern nearest leaves on strongly textured styles; same weights). Test-time controls: α trade-off, interpolation between styles, and
-spatial masks (a different style per region).
+the fine lattice pattern nearest leaves on strongly textured styles; same weights).
+
+``layer="relu3_1"`` (not in the paper) puts AdaIN one stage earlier: 256-channel statistics at ¼ resolution,
+the encoder stops there and the decoder is the paper's from its 256 → 128 convolution on. It keeps more of
+the photo and paints smaller strokes; with the edge-tuned HED VGG16 that is the only loss network here, a
+relu4_1 decoder could not rebuild photos in a CPU budget (docs/training.md, session 14).
+
+Test-time controls: α trade-off, interpolation between styles, and spatial masks (a different style per region).
 """
 
 from __future__ import annotations
@@ -20,48 +26,61 @@ from fauve.models.layers import ConvLayer, adain, channels, mean_std
 from fauve.vgg import TAP_INDEX, Preprocess, load_vgg16_features
 
 ENCODER_TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+LAYER_CHANNELS = {"relu3_1": 256, "relu4_1": 512}  # where AdaIN may sit, and its number of statistics
 
 
-def _decoder(width: float, upsample: str) -> nn.Sequential:
+def encoder_taps(layer: str) -> tuple[str, ...]:
+    """The encoder's relu*_1 taps up to ``layer`` (the style loss's layers)."""
+    return ENCODER_TAPS[: ENCODER_TAPS.index(layer) + 1]
+
+
+def _decoder(width: float, upsample: str, layer: str = "relu4_1") -> nn.Sequential:
     if upsample not in ("nearest", "bilinear"):
         raise ValueError(f"unknown upsampling {upsample!r}; use nearest or bilinear")
     c256, c128, c64 = channels(256, width), channels(128, width), channels(64, width)
     up = nn.Upsample(scale_factor=2, mode=upsample, **({"align_corners": False} if upsample == "bilinear" else {}))
-    layers: list[nn.Module] = [ConvLayer(512, c256, 3), nn.ReLU(), up]
-    layers += [ConvLayer(c256, c256, 3), nn.ReLU(), ConvLayer(c256, c256, 3), nn.ReLU()]
-    layers += [ConvLayer(c256, c128, 3), nn.ReLU(), up]
+    layers: list[nn.Module] = []
+    if layer == "relu4_1":
+        layers += [ConvLayer(512, c256, 3), nn.ReLU(), up]
+        layers += [ConvLayer(c256, c256, 3), nn.ReLU(), ConvLayer(c256, c256, 3), nn.ReLU()]
+    layers += [ConvLayer(c256 if layer == "relu4_1" else 256, c128, 3), nn.ReLU(), up]
     layers += [ConvLayer(c128, c128, 3), nn.ReLU(), ConvLayer(c128, c64, 3), nn.ReLU(), up]
     layers += [ConvLayer(c64, c64, 3), nn.ReLU(), ConvLayer(c64, 3, 3)]
     return nn.Sequential(*layers)
 
 
 class AdaINNet(StyleModel, method="adain"):
-    """VGG16-relu4_1 encoder + AdaIN + mirrored decoder; any style image at inference."""
+    """VGG16 encoder (to relu4_1, or relu3_1) + AdaIN + mirrored decoder; any style image at inference."""
 
-    size_multiple = 8
     multi_style = True
     accepts_style_image = True
     style_buffers = ("style_means", "style_stds")
+    arch_keys = StyleModel.arch_keys + ("layer",)
 
-    def __init__(self, width: float = 1.0, vgg_source: str = "hed", num_styles: int = 0, upsample: str = "nearest", **meta) -> None:
+    def __init__(self, width: float = 1.0, vgg_source: str = "hed", num_styles: int = 0, upsample: str = "nearest",
+                 layer: str = "relu4_1", **meta) -> None:
         super().__init__(num_styles=num_styles, **meta)
-        self.width, self.vgg_source, self.upsample = width, vgg_source, upsample
+        self.width, self.vgg_source, self.upsample, self.layer = width, vgg_source, upsample, layer
+        if layer not in LAYER_CHANNELS:
+            raise ValueError(f"unknown AdaIN layer {layer!r}; use {' or '.join(LAYER_CHANNELS)}")
+        self.size_multiple = 8 if layer == "relu4_1" else 4  # one 2× pooling per stage before the layer
         self.preprocess = Preprocess(vgg_source)
-        self.encoder = vgg16(weights=None).features[: TAP_INDEX["relu4_1"] + 1]
+        self.encoder = vgg16(weights=None).features[: TAP_INDEX[layer] + 1]
         self.encoder.requires_grad_(False)
-        self.decoder = _decoder(width, upsample)
-        # relu4_1 mean/std of named styles, so catalog styles need no image at inference.
-        n = max(num_styles, 1)
-        self.register_buffer("style_means", torch.zeros(n, 512))
-        self.register_buffer("style_stds", torch.ones(n, 512))
+        self.decoder = _decoder(width, upsample, layer)
+        # Mean/std at ``layer`` of the named styles, so catalog styles need no image at inference.
+        n, c = max(num_styles, 1), LAYER_CHANNELS[layer]
+        self.register_buffer("style_means", torch.zeros(n, c))
+        self.register_buffer("style_stds", torch.ones(n, c))
 
     def load_encoder_weights(self) -> None:
         """Fill the encoder from the VGG16 source named in the config (training time only)."""
-        features, _ = load_vgg16_features(self.vgg_source, depth=TAP_INDEX["relu4_1"] + 1)
+        features, _ = load_vgg16_features(self.vgg_source, depth=TAP_INDEX[self.layer] + 1)
         self.encoder.load_state_dict(features.state_dict())
 
-    def encode(self, rgb: torch.Tensor, taps: tuple[str, ...] = ("relu4_1",)) -> dict[str, torch.Tensor]:
-        by_index = {TAP_INDEX[t]: t for t in taps}
+    def encode(self, rgb: torch.Tensor, taps: tuple[str, ...] | None = None) -> dict[str, torch.Tensor]:
+        """The encoder's activations at ``taps`` (default: the AdaIN layer), stopping at the deepest."""
+        by_index = {TAP_INDEX[t]: t for t in (taps or (self.layer,))}
         stop = max(by_index)
         out: dict[str, torch.Tensor] = {}
         x = self.preprocess(rgb)
@@ -74,8 +93,8 @@ class AdaINNet(StyleModel, method="adain"):
         return out
 
     def style_stats(self, style_image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """relu4_1 mean and std of a style image, each (B, 512)."""
-        mean, std = mean_std(self.encode(style_image)["relu4_1"])
+        """Mean and std at the AdaIN layer of a style image, each (B, 512) (relu3_1: (B, 256))."""
+        mean, std = mean_std(self.encode(style_image)[self.layer])
         return mean.flatten(1), std.flatten(1)
 
     @torch.no_grad()
@@ -95,16 +114,17 @@ class AdaINNet(StyleModel, method="adain"):
     ) -> torch.Tensor:
         """Stylize ``x`` (RGB in [0, 1]).
 
-        - ``style_stats``: (means, stds), each (K, 512), for K style images; default: the named styles.
+        - ``style_stats``: (means, stds), each (K, C), for K style images; default: the named styles.
+          C = 512 at relu4_1, 256 at relu3_1.
         - ``style_weights``: (K,) interpolation weights (convex combination of the AdaIN outputs).
         - ``masks``: (K, H, W) soft masks in [0, 1], one per style (spatial control); overrides weights.
         - ``alpha``: content–style trade-off, t = α·AdaIN(f(c), s) + (1 − α)·f(c).
-        - ``content_stats``: relu4_1 (mean, std) of the content, each (512,), used instead of the
+        - ``content_stats``: (mean, std) of the content at the AdaIN layer, each (C,), used instead of the
           input's own (tiling: every tile is normalised with the whole image's statistics).
         """
         means, stds = style_stats if style_stats is not None else (self.style_means, self.style_stds)
         k = means.shape[0]
-        content = self.encode(x)["relu4_1"]
+        content = self.encode(x)[self.layer]
         if content_stats is not None:
             content_stats = tuple(v.to(content.dtype).view(1, -1, 1, 1) for v in content_stats)
         if masks is None:

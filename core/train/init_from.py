@@ -37,6 +37,9 @@ def init_from(cfg, method) -> StyleModel:
         raise FauveError(f"Cannot start a {cfg.method} run from a {old.method} model.",
                          "Use a model of the same method, or a ulyanov model for a dumoulin run.")
     arch = old.hub_config()
+    if old.method == "adain" and cfg.adain_layer != arch.get("layer", "relu4_1"):
+        raise FauveError(f"--init {cfg.init_from} has AdaIN at {arch.get('layer', 'relu4_1')}, this run at {cfg.adain_layer}.",
+                         f"Drop --layer (the run takes the model's) or pass --layer {arch.get('layer', 'relu4_1')}.")
     resizes = {"nearest", "bilinear"}
     prune_to = cfg.width if cfg.width is not None and cfg.width != arch.get("width") else None
     if prune_to is not None and (old.method != cfg.method or cfg.method not in ("johnson", "ulyanov", "dumoulin")

@@ -22,6 +22,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from fauve.errors import FauveError, InputImageError
+from fauve.models.adain import encoder_taps
 from fauve.train.data import ImageStream, find_images, load_style
 from fauve.train.methods import DEFAULTS, method_class
 
@@ -67,6 +68,7 @@ class TrainConfig:
     clip_grad: float = 0.0  # clip the gradient norm at this multiple of its running average (0: off)
     style_lr_mult: float = 1.0  # dumoulin: learning-rate multiplier of the per-style γ, β
     identity_weight: float = 0.0  # adain: weight of the photo-reconstruction (identity) loss
+    adain_layer: str | None = None  # adain: where AdaIN sits, relu4_1 (the paper's, default) or relu3_1
     teacher: str | None = None  # a trained model of the same styles to distil from (same method; msgnet/adain: also dumoulin)
     distill_weight: float = 0.0  # weight of losses.distillation_loss to the teacher's pictures
     pruned_from_width: float | None = None  # set by --init when --width asks for a slimmer net than the model's
@@ -74,6 +76,12 @@ class TrainConfig:
 
     def fill_defaults(self) -> "TrainConfig":
         d = DEFAULTS[self.method]
+        if self.method == "adain":
+            # The content loss sits at the AdaIN layer and the style loss on the relu*_1 taps up to it.
+            if self.adain_layer is None:
+                self.adain_layer = _model_arch(self.init_from).get("layer", "relu4_1") if self.init_from else "relu4_1"
+            self.content_layers = self.content_layers or (self.adain_layer,)
+            self.style_layers = self.style_layers or encoder_taps(self.adain_layer)
         for key in ("lr", "batch_size", "iters", "content_layers", "style_layers", "content_weight", "style_weight", "tv_weight", "width"):
             if key == "width" and self.init_from:
                 continue  # taken from --init's model, or a smaller width to prune it to
@@ -84,6 +92,16 @@ class TrainConfig:
         self.content_layers = tuple(self.content_layers)
         self.style_layers = tuple(self.style_layers)
         return self
+
+
+def _model_arch(path: str) -> dict:
+    """The architecture in a trained model's config.json (``--init``'s, before the run builds anything)."""
+    from fauve.models import load_model
+
+    try:
+        return load_model(path).hub_config()
+    except Exception:  # noqa: BLE001 - init_from reports a folder that is not a model, with the fix
+        return {}
 
 
 def pick_device(name: str) -> torch.device:
@@ -104,7 +122,7 @@ def _atomic_save(obj, path: Path) -> None:
 
 def validate(cfg: TrainConfig) -> None:
     """Fail before training starts on anything that would fail later."""
-    multiple = 8 if cfg.method == "adain" else 4
+    multiple = 8 if cfg.method == "adain" and cfg.adain_layer == "relu4_1" else 4
     if cfg.size < 32 or cfg.size % multiple:
         raise FauveError(f"--size {cfg.size} is too small or not a multiple of {multiple} for {cfg.method}.", f"Use a multiple of {multiple}, at least 32 (256 is the papers' size).")
     if not cfg.styles:
@@ -114,6 +132,12 @@ def validate(cfg: TrainConfig) -> None:
             raise InputImageError(f"Style image {s} does not exist.", "Check the path given to --style/--styles.")
     if cfg.method in ("johnson", "ulyanov") and len(cfg.styles) != 1:
         raise FauveError(f"{cfg.method} trains one style per model; got {len(cfg.styles)}.", "Use dumoulin or msgnet for several styles in one network.")
+    if cfg.method == "adain":
+        taps = encoder_taps(cfg.adain_layer)
+        if cfg.content_layers != (cfg.adain_layer,) or not set(cfg.style_layers) <= set(taps):
+            raise FauveError(f"adain with AdaIN at {cfg.adain_layer} takes its content loss there and style layers among {','.join(taps)}; "
+                             f"got content {','.join(cfg.content_layers)}, style {','.join(cfg.style_layers)}.",
+                             "Drop --content-layers and --style-layers, or pick style layers from that list.")
     if cfg.distill_weight and not cfg.teacher:
         raise FauveError("--distill-weight needs a --teacher model.", "Add --teacher MODEL (a trained model of the same method and styles).")
     find_images(cfg.content)
@@ -136,7 +160,9 @@ def train(cfg: TrainConfig) -> Path:
     out = Path(cfg.out)
     if is_main:
         (out / "samples").mkdir(parents=True, exist_ok=True)
-    style_size = cfg.size if cfg.method == "adain" else cfg.style_size
+    # adain crops its paintings at the training size (AdaINMethod.style_batch); loading them at no less than
+    # --style-size keeps the crops' brush strokes sharp when --size is small.
+    style_size = max(cfg.size, cfg.style_size) if cfg.method == "adain" else cfg.style_size
     styles = [load_style(p, style_size) for p in cfg.styles]
     style_names = [Path(p).stem for p in cfg.styles]
     method = method_class(cfg.method)(cfg, styles, style_names, device)
@@ -420,7 +446,8 @@ def _with_named_styles(export, method):
     from fauve.models import build_model
 
     names = method.style_names
-    named = build_model("adain", width=export.width, vgg_source=export.vgg_source, upsample=export.upsample, num_styles=len(names), style_names=names)
+    named = build_model("adain", width=export.width, vgg_source=export.vgg_source, upsample=export.upsample, layer=export.layer,
+                        num_styles=len(names), style_names=names)
     state = {k: v for k, v in export.state_dict().items() if not k.startswith("style_")}
     named.load_state_dict(state, strict=False)
     named.set_named_styles(method.styles)

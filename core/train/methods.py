@@ -15,7 +15,7 @@ import torch
 from fauve import losses
 from fauve.errors import FauveError
 from fauve.models import StyleModel, build_model, load_model
-from fauve.models.adain import ENCODER_TAPS, AdaINNet
+from fauve.models.adain import AdaINNet, encoder_taps
 from fauve.models.layers import adain, mean_std
 from fauve.train.defaults import DEFAULTS, MethodDefaults  # noqa: F401 - re-exported
 from fauve.vgg import VGG16Features
@@ -174,7 +174,8 @@ class MSGNetMethod(Method):
 
 class AdaINMethod(Method):
     """AdaIN: frozen encoder, decoder trained with content loss to the AdaIN target and a
-    mean/std style loss on relu1_1..relu4_1 of the same encoder (Huang & Belongie, eq. 11–13)."""
+    mean/std style loss on relu1_1..relu4_1 of the same encoder (Huang & Belongie, eq. 11–13);
+    with ``--layer relu3_1`` both at relu3_1 and the style loss on relu1_1..relu3_1."""
 
     name = "adain"
     # A dumoulin model of the same paintings can teach it (not in the paper): its picture for the style is a
@@ -192,7 +193,7 @@ class AdaINMethod(Method):
         from fauve.vgg import load_vgg16_features
 
         _, source = load_vgg16_features(self.cfg.vgg_source, depth=1)
-        model = build_model("adain", width=self.cfg.width, vgg_source=source, upsample=self.cfg.upsample)
+        model = build_model("adain", width=self.cfg.width, vgg_source=source, upsample=self.cfg.upsample, layer=self.cfg.adain_layer)
         model.load_encoder_weights()
         return model
 
@@ -208,14 +209,15 @@ class AdaINMethod(Method):
         cfg = self.cfg
         net: AdaINNet = model.module if hasattr(model, "module") else model
         idx, style = self.style_batch(step, content.shape[0])
+        layer, taps = net.layer, encoder_taps(net.layer)
         with torch.no_grad():
-            fc = net.encode(content)["relu4_1"]
-            fs = net.encode(style, ENCODER_TAPS)
-            s_mean, s_std = mean_std(fs["relu4_1"])
+            fc = net.encode(content)[layer]
+            fs = net.encode(style, taps)
+            s_mean, s_std = mean_std(fs[layer])
             target = adain(fc, s_mean, s_std)
         output = (self.decode or net.decoder)(target)
-        fo = net.encode(output, ENCODER_TAPS)
-        c = losses.relative_mse(fo["relu4_1"], target)
+        fo = net.encode(output, taps)
+        c = losses.relative_mse(fo[layer], target)
         s = losses.mean_std_style_loss(fo, fs, cfg.style_layers)
         tv = losses.total_variation(output)
         total = cfg.content_weight * c + cfg.style_weight * s + cfg.tv_weight * tv
