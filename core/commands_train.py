@@ -105,6 +105,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--channels-last", action="store_true")
         p.add_argument("--checkpoint-every", type=int, default=100)
         p.add_argument("--sample-every", type=int, default=200)
+        p.add_argument("--snapshot-every", type=int, default=0, metavar="N",
+                       help="also write the model every N steps to OUT/snapshots/stepNNNNNN/ (a model folder: eval, stylize or ship "
+                            "an earlier state; checkpoint.pt keeps only the latest)")
         p.add_argument("--sample-images", nargs="*", default=[], help="photos for the sample grids (default: the bundled Kodak samples, never the training photos)")
         p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
         p.add_argument("--init", dest="init_from", metavar="MODEL",
@@ -139,7 +142,7 @@ def run(args) -> int:
         content_layers=args.content_layers, style_layers=args.style_layers, width=args.width,
         upsample=getattr(args, "upsample", None), residual_output=getattr(args, "residual_output", False), norm=getattr(args, "norm", "batch"), vgg_source=args.vgg_source,
         seed=args.seed, device=args.device, precision=args.precision, compile=args.compile,
-        channels_last=args.channels_last, checkpoint_every=args.checkpoint_every, sample_every=args.sample_every,
+        channels_last=args.channels_last, checkpoint_every=args.checkpoint_every, snapshot_every=args.snapshot_every, sample_every=args.sample_every,
         resume=args.resume, half_weights=args.half, add_style_from=getattr(args, "from_model", None),
         init_from=args.init_from, warmup=args.warmup, time_limit=args.time_limit, clip_grad=args.clip_grad, style_lr_mult=getattr(args, "style_lr_mult", 1.0),
         identity_weight=getattr(args, "identity_weight", 0.0), adain_layer=getattr(args, "adain_layer", None),

@@ -245,6 +245,19 @@ def test_adain_identity_weight_teaches_the_decoder_to_rebuild_the_photo(train_da
     assert json.loads((runs["50"] / "config.json").read_text())["training"]["identity_weight"] == 50.0
 
 
+def test_snapshots_keep_earlier_states_as_loadable_model_folders(train_data, tmp_path):
+    out = tmp_path / "run"
+    fauve("train", "ulyanov", "--content", str(train_data["content"]), "--style", str(train_data["style"]), "-o", str(out),
+          "--iters", "6", "--snapshot-every", "3", "--lr", "1e-2", *TINY)
+    assert sorted(p.name for p in (out / "snapshots").iterdir()) == ["step000003", "step000006"]
+    early, late, final = (load_model(p) for p in (out / "snapshots" / "step000003", out / "snapshots" / "step000006", out))
+    assert early.training_recipe["iters"] == 3 and late.training_recipe["iters"] == 6
+    assert (out / "snapshots" / "step000003" / "samples.png").is_file()
+    weights = lambda m: torch.cat([p.detach().flatten() for p in m.parameters()])  # noqa: E731
+    assert torch.equal(weights(late), weights(final))  # the last snapshot is the exported model
+    assert not torch.equal(weights(early), weights(final))  # an earlier state, kept
+
+
 def test_adain_at_relu3_1_trains_there_and_an_init_keeps_its_layer(train_data, tmp_path):
     content, styles = str(train_data["content"]), str(train_data["styles"])
     out, tuned = tmp_path / "r31", tmp_path / "tuned"

@@ -59,6 +59,7 @@ class TrainConfig:
     compile: bool = False
     channels_last: bool = False
     checkpoint_every: int = 100
+    snapshot_every: int = 0  # also write the model as it is every N steps to OUT/snapshots/stepNNNNNN/ (0: never)
     sample_every: int = 200
     resume: bool = False
     half_weights: bool = False
@@ -274,6 +275,9 @@ def train(cfg: TrainConfig) -> Path:
             if checkpoint_now:
                 _atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": done,
                               "grad_clip": grad_clip.state()}, ckpt_path)
+            if cfg.snapshot_every and done % cfg.snapshot_every == 0:
+                # The checkpoint is overwritten; a snapshot keeps this state as a model folder to eval or ship.
+                _export(model, method, cfg, out / "snapshots" / f"step{done:06d}", last, len(stream.skipped), done)
         if out_of_time:
             if is_main:
                 print(f"fauve train: --time-limit {cfg.time_limit:g} s reached at step {done}; the model is written, --resume continues")
