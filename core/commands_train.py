@@ -88,6 +88,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         if name == "dumoulin":
             p.add_argument("--style-lr-mult", type=float, default=1.0, metavar="X",
                            help="learning rate of the per-style γ, β = X × --lr (each style's row learns from 1/N of the samples; 10 helps 16 styles separate on short runs)")
+        if name == "msgnet":
+            p.add_argument("--style-stat", choices=["gram", "covariance"], default=None,
+                           help="what CoMatch takes of the style image: its Gram matrix (the paper's; default, or --init's) or "
+                                "its covariance (not in the paper: the Gram minus the mean outer product that all paintings share)")
         if name == "adain":
             p.add_argument("--layer", dest="adain_layer", choices=["relu4_1", "relu3_1"], default=None,
                            help="where AdaIN sits: relu4_1 (the paper's; default, or --init's) or relu3_1 (not in the paper: "
@@ -145,7 +149,7 @@ def run(args) -> int:
         channels_last=args.channels_last, checkpoint_every=args.checkpoint_every, snapshot_every=args.snapshot_every, sample_every=args.sample_every,
         resume=args.resume, half_weights=args.half, add_style_from=getattr(args, "from_model", None),
         init_from=args.init_from, warmup=args.warmup, time_limit=args.time_limit, clip_grad=args.clip_grad, style_lr_mult=getattr(args, "style_lr_mult", 1.0),
-        identity_weight=getattr(args, "identity_weight", 0.0), adain_layer=getattr(args, "adain_layer", None),
+        identity_weight=getattr(args, "identity_weight", 0.0), adain_layer=getattr(args, "adain_layer", None), style_stat=getattr(args, "style_stat", None),
         teacher=getattr(args, "teacher", None),
         distill_weight=_distill_weight(args),
         sample_images=args.sample_images,

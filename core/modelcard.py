@@ -197,7 +197,8 @@ def render_model_card(
     if config.get("description"):
         lines += [str(config["description"]), ""]
     kind = "one style" if len(styles) == 1 else f"{len(styles)} styles" if styles else "any style image"
-    lines += [f"A **{method}** real-time style transfer network ({kind}) for fauve, "
+    article = "An" if method[:1] in "aeiou" else "A"
+    lines += [f"{article} **{method}** real-time style transfer network ({kind}) for fauve, "
               "stored as `config.json` + `model.safetensors` (no pickles).", ""]
     if sample_grid:
         lines += [f"![sample outputs]({sample_grid})", "",
@@ -228,8 +229,11 @@ def render_model_card(
         lines.append("")
     if method in ("adain", "msgnet"):
         lines += ["This model also takes **any style image** at inference (`--style-image painting.jpg`).", ""]
+    if method == "adain" and config.get("layer", "relu4_1") != "relu4_1":
+        lines += [f"Not the paper's layer: AdaIN aligns the statistics at VGG `{config['layer']}` (the paper: `relu4_1`), "
+                  "and the decoder starts there (`fauve train adain --layer`).", ""]
 
-    arch = {k: config.get(k) for k in ("width", "upsample", "norm", "num_blocks", "vgg_source") if config.get(k) is not None}
+    arch = {k: config.get(k) for k in ("width", "layer", "upsample", "norm", "num_blocks", "vgg_source") if config.get(k) is not None}
     if arch:
         lines += ["## Architecture", "", *_table(arch), ""]
 

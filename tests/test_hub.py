@@ -450,3 +450,12 @@ def test_model_card_is_kept_by_save_pretrained_and_has_metadata(tmp_path):
     load_model(folder).save_pretrained(folder)
     assert (folder / "README.md").read_text() == text
     assert ensure_model_card(folder) == "kept"
+
+
+def test_an_adain_card_says_its_layer_when_it_is_not_the_papers(tmp_path):
+    from fauve.modelcard import write_model_card
+
+    card31 = write_model_card(tiny_model(tmp_path / "a31", "adain", num_styles=1, style_names=["x"], layer="relu3_1")).read_text()
+    card41 = write_model_card(tiny_model(tmp_path / "a41", "adain", num_styles=1, style_names=["x"])).read_text()
+    assert "| layer | relu3_1 |" in card31 and "Not the paper's layer" in card31 and "An **adain**" in card31
+    assert "| layer | relu4_1 |" in card41 and "Not the paper's layer" not in card41

@@ -90,3 +90,26 @@ def test_sample_grid_shows_the_bundled_photos_then_one_row_per_style(tmp_path):
         assert (styled[i] - rows[0]).abs().mean() > 0.02
         for j in range(i):
             assert (styled[i] - styled[j]).abs().mean() > 0.01
+
+
+def test_msgnet_covariance_style_stat_is_the_gram_of_centred_features_and_survives_save_load(tmp_path):
+    """``style_stat="covariance"``: G_s = (F − μ)(F − μ)ᵀ / (C·H·W) = Gram(F) − μμᵀ / C, the Gram minus the
+    outer product of the per-channel means; the same weights as a Gram model; kept in config.json."""
+    torch.manual_seed(0)
+    gram_net = build_model("msgnet", width=0.25, num_styles=1).eval()
+    cov_net = build_model("msgnet", width=0.25, num_styles=1, style_stat="covariance").eval()
+    cov_net.load_state_dict(gram_net.state_dict())
+    style = torch.rand(1, 3, 48, 40)
+    with torch.no_grad():
+        f = gram_net.encoder(style)
+        c = f.shape[1]
+        mu = f.mean(dim=(2, 3)).reshape(1, c, 1)
+        expected = gram_net.style_gram(style) - mu @ mu.transpose(1, 2) / c  # Gram / (C·H·W) minus μμᵀ / C
+        got = cov_net.style_gram(style)
+    assert torch.allclose(got, expected, atol=1e-6)
+    assert float((got - gram_net.style_gram(style)).abs().max()) > 1e-3  # not the Gram
+    cov_net.save_pretrained(tmp_path)
+    assert load_model(tmp_path).style_stat == "covariance"
+    assert build_model("msgnet", width=0.25).hub_config()["style_stat"] == "gram"
+    with pytest.raises(ValueError, match="gram or covariance"):
+        build_model("msgnet", width=0.25, style_stat="corr")

@@ -289,7 +289,10 @@ def test_exact_statistics_make_tiled_equal_untiled(lighthouse):
     image = lighthouse[48:144, 64:192]  # 96×128
     # The float32 fixture passes here on an Intel Xeon (sessions ≤ 14) and an AMD EPYC. The float64 one
     # (30 steps) gives 1.5, with 0.28–1.9 between 25 and 40 steps: how close the tiles come depends on
-    # the model, a different model than the one the bound was set on (session 15; left to look into).
+    # the model. Why (session 16): near a window's inner edges its features see padding, not their
+    # neighbours, and the receptive field is far wider than the context; the float64 model looks farther
+    # (82 % of |∂out/∂in| at one pixel lies beyond 16 px, 67 % for the float32 one), and more context at
+    # the same tile size means more windows and more edges (1.5 → 3.6 grey levels at context 16 → 32).
     stylizer = Stylizer(trained_ulyanov(dtype=torch.float32), device="cpu", stats_pixels=96 * 128 // 4)
     untiled = stylizer.run(image)
     approx = np.abs(stylizer.run(image, tile=96, overlap=16, context=16) - untiled).mean() * 255

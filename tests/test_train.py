@@ -483,3 +483,28 @@ def test_init_with_a_smaller_width_prunes_the_model(train_data, tmp_path):
     proc = fauve("train", "ulyanov", "--content", content, "--style", style, "-o", str(tmp_path / "bad"), "--iters", "1", *TINY,
                  "--init", str(slim), "--width", "0.5", check=False)
     assert proc.returncode == 2 and "does not fit --init" in proc.stderr and "hint:" in proc.stderr
+
+
+def test_msgnet_with_covariance_style_stat_trains_stores_covariances_and_an_init_keeps_it(train_data, tmp_path):
+    first, second = tmp_path / "cov", tmp_path / "cov2"
+    common = ["--content", str(train_data["content"]), "--styles", str(train_data["styles"]), *TINY]
+    fauve("train", "msgnet", *common, "-o", str(first), "--iters", "20", "--style-stat", "covariance")
+    model = load_model(first)
+    assert model.style_stat == "covariance"
+    curve = losses(first)
+    assert sum(curve[-5:]) < sum(curve[:5]), curve
+    # The stored Gram of each named style is its covariance from the trained encoder, as a style image gives it.
+    from fauve.train.data import load_style
+
+    painting = next(p for p in Path(train_data["styles"]).iterdir() if p.stem == model.style_names[0])
+    img = load_style(painting, 256)  # the run's --style-size (default 256)
+    with torch.no_grad():
+        feats = model.encoder(img)
+        centred = feats - feats.mean(dim=(2, 3), keepdim=True)
+        c, n = feats.shape[1], feats[0, 0].numel()
+        covariance = centred.reshape(c, n) @ centred.reshape(c, n).T / (c * n)
+        gram = feats.reshape(c, n) @ feats.reshape(c, n).T / (c * n)
+    assert torch.allclose(model.style_grams[0], covariance, atol=1e-5)
+    assert not torch.allclose(model.style_grams[0], gram, atol=1e-3)
+    fauve("train", "msgnet", *common, "-o", str(second), "--iters", "5", "--init", str(first))
+    assert load_model(second).style_stat == "covariance"

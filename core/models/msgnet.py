@@ -6,6 +6,11 @@ upsampled residual blocks (nearest + conv on both the shortcut and the main path
 checkerboard) decode. Any style image can be set at inference; its scale controls stroke size.
 The Gram matrices of the training styles are stored in the model, so named styles need no images.
 
+``style_stat="covariance"`` (not in the paper) gives CoMatch the covariance of the style's features (the
+Gram of the features minus their per-channel means) instead of their Gram: the mean outer product μμᵀ, nearly
+the same for every painting, dominates the Gram (docs/training.md, session 16), so with it the paintings'
+matrices differ far less than their covariances do.
+
 ``residual_output=True`` (not in the paper) adds the input to the output, ŷ = x + T(x), with the last
 conv zero-initialised so training starts at the identity (as for the other generators; it makes short
 CPU runs converge far faster).
@@ -18,6 +23,9 @@ from torch import nn
 
 from fauve.models.base import StyleModel
 from fauve.models.layers import CoMatch, ConvLayer, InstanceNorm, UpsampleConv, channels, gram_matrix
+
+
+STYLE_STATS = ("gram", "covariance")
 
 
 class Bottleneck(nn.Module):
@@ -65,11 +73,14 @@ class MSGNet(StyleModel, method="msgnet"):
     multi_style = True
     accepts_style_image = True
     style_buffers = ("style_grams",)
+    arch_keys = StyleModel.arch_keys + ("style_stat",)
 
     def __init__(self, width: float = 1.0, num_blocks: int = 6, num_styles: int = 1, residual_output: bool = False,
-                 **meta) -> None:
+                 style_stat: str = "gram", **meta) -> None:
         super().__init__(num_styles=num_styles, **meta)
-        self.width, self.num_blocks, self.residual_output = width, num_blocks, residual_output
+        if style_stat not in STYLE_STATS:
+            raise ValueError(f"unknown msgnet style_stat {style_stat!r}; use {' or '.join(STYLE_STATS)}")
+        self.width, self.num_blocks, self.residual_output, self.style_stat = width, num_blocks, residual_output, style_stat
         ngf = channels(128, width)
         c64, c32, c16 = channels(64, width), channels(32, width), channels(16, width)
         self.feature_channels = ngf * 4
@@ -90,8 +101,12 @@ class MSGNet(StyleModel, method="msgnet"):
         self.register_buffer("style_grams", torch.zeros(max(num_styles, 1), ngf * 4, ngf * 4))
 
     def style_gram(self, style_image: torch.Tensor) -> torch.Tensor:
-        """G_s = Gram(encoder(style)), shape (B, C, C)."""
-        return gram_matrix(self.encoder(style_image))
+        """G_s = Gram(F) with F = encoder(style), shape (B, C, C); with ``style_stat="covariance"``
+        Gram(F − μ(F)), μ the per-channel spatial mean."""
+        features = self.encoder(style_image)
+        if self.style_stat == "covariance":
+            features = features - features.mean(dim=(2, 3), keepdim=True)
+        return gram_matrix(features)
 
     @torch.no_grad()
     def set_style_grams(self, style_images: list[torch.Tensor]) -> None:

@@ -71,6 +71,7 @@ class TrainConfig:
     style_lr_mult: float = 1.0  # dumoulin: learning-rate multiplier of the per-style γ, β
     identity_weight: float = 0.0  # adain: weight of the photo-reconstruction (identity) loss
     adain_layer: str | None = None  # adain: where AdaIN sits, relu4_1 (the paper's, default) or relu3_1
+    style_stat: str | None = None  # msgnet: what CoMatch takes of the style, gram (the paper's, default) or covariance
     teacher: str | None = None  # a trained model of the same styles to distil from (same method; msgnet/adain: also dumoulin)
     distill_weight: float = 0.0  # weight of losses.distillation_loss to the teacher's pictures
     pruned_from_width: float | None = None  # set by --init when --width asks for a slimmer net than the model's
@@ -84,6 +85,8 @@ class TrainConfig:
                 self.adain_layer = _model_arch(self.init_from).get("layer", "relu4_1") if self.init_from else "relu4_1"
             self.content_layers = self.content_layers or (self.adain_layer,)
             self.style_layers = self.style_layers or encoder_taps(self.adain_layer)
+        if self.method == "msgnet" and self.style_stat is None:
+            self.style_stat = _model_arch(self.init_from).get("style_stat", "gram") if self.init_from else "gram"
         for key in ("lr", "batch_size", "iters", "content_layers", "style_layers", "content_weight", "style_weight", "tv_weight", "width"):
             if key == "width" and self.init_from:
                 continue  # taken from --init's model, or a smaller width to prune it to
