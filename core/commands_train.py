@@ -78,7 +78,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             p.add_argument("--upsample", choices=["nearest", "bilinear", "transposed"], default=None,
                            help="nearest+conv (default; no checkerboard), bilinear+conv (no finer lattice patterns either; "
                                 "can fine-tune a nearest model given to --init) or the paper's transposed conv")
-        if name == "adain":
+        if name in ("adain", "msgnet"):
             p.add_argument("--upsample", choices=["nearest", "bilinear"], default=None,
                            help="decoder resize: nearest (the paper's, default) or bilinear (no fine lattice pattern; "
                                 "can fine-tune a nearest decoder given to --init)")

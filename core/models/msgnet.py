@@ -11,6 +11,9 @@ Gram of the features minus their per-channel means) instead of their Gram: the m
 the same for every painting, dominates the Gram (docs/training.md, session 16), so with it the paintings'
 matrices differ far less than their covariances do.
 
+``upsample="bilinear"`` (not in the paper) resizes bilinearly in the upsampled blocks, as the other
+generators may (``layers.UpsampleConv``): the same weights, no 2 px blocks for a fine lattice to lock onto.
+
 ``residual_output=True`` (not in the paper) adds the input to the output, ŷ = x + T(x), with the last
 conv zero-initialised so training starts at the identity (as for the other generators; it makes short
 CPU runs converge far faster).
@@ -48,17 +51,17 @@ class Bottleneck(nn.Module):
 
 
 class UpBottleneck(nn.Module):
-    """Upsampled residual block: ×2 nearest + conv on both the shortcut and the main path."""
+    """Upsampled residual block: ×2 resize (nearest in the paper) + conv on both the shortcut and the main path."""
 
     expansion = 4
 
-    def __init__(self, in_ch: int, planes: int) -> None:
+    def __init__(self, in_ch: int, planes: int, mode: str = "nearest") -> None:
         super().__init__()
         out_ch = planes * self.expansion
-        self.shortcut = UpsampleConv(in_ch, out_ch, 1, factor=2)
+        self.shortcut = UpsampleConv(in_ch, out_ch, 1, factor=2, mode=mode)
         self.block = nn.Sequential(
             InstanceNorm(in_ch), nn.ReLU(), nn.Conv2d(in_ch, planes, 1),
-            InstanceNorm(planes), nn.ReLU(), UpsampleConv(planes, planes, 3, factor=2),
+            InstanceNorm(planes), nn.ReLU(), UpsampleConv(planes, planes, 3, factor=2, mode=mode),
             InstanceNorm(planes), nn.ReLU(), nn.Conv2d(planes, out_ch, 1),
         )
 
@@ -76,11 +79,12 @@ class MSGNet(StyleModel, method="msgnet"):
     arch_keys = StyleModel.arch_keys + ("style_stat",)
 
     def __init__(self, width: float = 1.0, num_blocks: int = 6, num_styles: int = 1, residual_output: bool = False,
-                 style_stat: str = "gram", **meta) -> None:
+                 style_stat: str = "gram", upsample: str = "nearest", **meta) -> None:
         super().__init__(num_styles=num_styles, **meta)
         if style_stat not in STYLE_STATS:
             raise ValueError(f"unknown msgnet style_stat {style_stat!r}; use {' or '.join(STYLE_STATS)}")
         self.width, self.num_blocks, self.residual_output, self.style_stat = width, num_blocks, residual_output, style_stat
+        self.upsample = upsample
         ngf = channels(128, width)
         c64, c32, c16 = channels(64, width), channels(32, width), channels(16, width)
         self.feature_channels = ngf * 4
@@ -91,7 +95,7 @@ class MSGNet(StyleModel, method="msgnet"):
         self.comatch = CoMatch(ngf * 4)
         self.decoder = nn.Sequential(
             *[Bottleneck(ngf * 4, ngf) for _ in range(num_blocks)],
-            UpBottleneck(ngf * 4, c32), UpBottleneck(c32 * 4, c16),
+            UpBottleneck(ngf * 4, c32, upsample), UpBottleneck(c32 * 4, c16, upsample),
             InstanceNorm(c16 * 4), nn.ReLU(), ConvLayer(c16 * 4, 3, 7),
         )
         if residual_output:  # start exactly at the identity

@@ -153,7 +153,8 @@ class MSGNetMethod(Method):
 
     def build(self) -> StyleModel:
         return build_model("msgnet", width=self.cfg.width, num_styles=len(self.styles), style_names=self.style_names,
-                           residual_output=self.cfg.residual_output, style_stat=self.cfg.style_stat or "gram")
+                           residual_output=self.cfg.residual_output, style_stat=self.cfg.style_stat or "gram",
+                           upsample=self.cfg.upsample or "nearest")
 
     def loss(self, model, content, step):
         # Zhang & Dana cycle styles per batch: every sample of a batch shares one style.
