@@ -4,6 +4,7 @@ at one size, without the losses: only inference, so all shipped models fit in mi
 
     python scripts/experiments/artifact-scores.py --size 1024 hub_models/ulyanov-starry-night "hub_models/dumoulin-16#udnie"
     python scripts/experiments/artifact-scores.py --size 1024 --all-styles hub_models/dumoulin-16
+    python scripts/experiments/artifact-scores.py --size 1024 "hub_models/adain@vangogh_irises.jpg"   # a style image
 
 Prints per model (and style) the scores over four Kodak photos and the stripe score of each photo.
 """
@@ -27,7 +28,8 @@ PHOTOS = ["kodim23.png", "kodim05.png", "kodim15.png", "kodim10.png"]
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("models", nargs="+", help="model folders, FOLDER#STYLE for one style of a multi-style model")
+    ap.add_argument("models", nargs="+", help="model folders, FOLDER#STYLE for one style of a multi-style model, "
+                    "FOLDER@PAINTING for a style image from the data's styles/ (adain, msgnet)")
     ap.add_argument("--size", type=int, default=1024, help="long side")
     ap.add_argument("--all-styles", action="store_true", help="every style of a multi-style model")
     args = ap.parse_args()
@@ -36,21 +38,23 @@ def main() -> None:
         im = Image.open(DATA / "content-eval" / name).convert("RGB")
         photos.append(np.asarray(im.resize((args.size, args.size * im.height // im.width), Image.LANCZOS), np.float32) / 255)
     for spec in args.models:
+        spec, _, painting = spec.partition("@")
         path, _, style = spec.partition("#")
+        options = {"style_image": Image.open(DATA / "styles" / painting).convert("RGB")} if painting else {}
         model = load_model(path).float().eval()
         stylizer = Stylizer(model, device="cpu", precision="fp32")
-        styles = list(model.style_names) if args.all_styles and not style and model.num_styles > 1 else [style or None]
+        styles = list(model.style_names) if args.all_styles and not style and not painting and model.num_styles > 1 else [style or None]
         for s in styles:
             grid, stripes, per_photo = GridMeter(), StripeMeter(), []
             for photo in photos:
-                out = np.asarray(stylizer.run(photo, style=s), np.float32)
+                out = np.asarray(stylizer.run(photo, style=s, **options), np.float32)
                 one = StripeMeter()
                 one.add(out, photo)
                 per_photo.append(round(one.score()["worst"], 2))
                 grid.add(out, photo)
                 stripes.add(out, photo)
             st = stripes.score()
-            print(f"{path}{'#' + s if s else ''} @ {args.size}: grid {grid.score()['worst']:.2f}  stripes {st['worst']:.2f} "
+            print(f"{path}{'#' + s if s else ''}{'@' + painting if painting else ''} @ {args.size}: grid {grid.score()['worst']:.2f}  stripes {st['worst']:.2f} "
                   f"(horizontal {st['horizontal']:.2f}, vertical {st['vertical']:.2f}; per photo {per_photo})", flush=True)
 
 
