@@ -16,6 +16,7 @@ import torch
 
 from fauve.imageio import read_image
 from fauve.models import build_model, load_model
+from fauve.models.layers import gram_matrix
 from fauve.pipeline import _resize, _to_tensor
 
 DATA = Path(os.environ.get("FAUVE_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
@@ -37,10 +38,9 @@ def main() -> None:
             img = _to_tensor(read_image(DATA / "styles" / f"{name}.jpg").rgb)
             h, w = img.shape[-2:]
             s = 256 / max(h, w)
-            f = model.encoder(_resize(img, (round(h * s) // 4 * 4, round(w * s) // 4 * 4)))[0].flatten(1)
-            grams.append(f @ f.T / f.numel())
-            fc = f - f.mean(1, keepdim=True)
-            covs.append(fc @ fc.T / f.numel())
+            f = model.encoder(_resize(img, (round(h * s) // 4 * 4, round(w * s) // 4 * 4)))
+            grams.append(gram_matrix(f)[0])
+            covs.append(gram_matrix(f - f.mean(dim=(2, 3), keepdim=True))[0])
     for label, mats in (("gram", torch.stack(grams)), ("covariance", torch.stack(covs))):
         mean = mats.mean(0)
         spread = [float((m - mean).norm() / mean.norm()) for m in mats]
