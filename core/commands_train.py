@@ -65,6 +65,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="add W × how far the output's spectrum stands out along a frequency axis beyond the photo's "
                             "(fauve.losses.stripe_penalty, the eval's stripe score made differentiable; not in the papers): "
                             "against fine parallel hatching from slim generators")
+        p.add_argument("--shift-weight", type=float, default=0.0, metavar="W",
+                       help="add W × how much the picture changes when the photo moves by a few px against the pixel grid "
+                            "(fauve.losses.shift_equivariance_loss; not in the papers): against grid patterns tied to the "
+                            "network's stride or pooling, without penalising texture that follows the photo")
         p.add_argument("--teacher", metavar="MODEL", default=None,
                        help="distil from MODEL, a trained model of the same method (msgnet: also dumoulin; adain: dumoulin only) and the same "
                             "styles in the same order (e.g. a slimmer --width student of a shipped model): adds --distill-weight × the distance of "
@@ -142,7 +146,7 @@ def run(args) -> int:
     cfg = TrainConfig(
         method=args.method, content=args.content, styles=_style_list(args), out=args.out, size=args.size,
         style_size=args.style_size, batch_size=args.batch_size, iters=args.iters, lr=args.lr,
-        content_weight=args.content_weight, style_weight=args.style_weight, tv_weight=args.tv_weight, lattice_weight=args.lattice_weight, stripe_weight=args.stripe_weight,
+        content_weight=args.content_weight, style_weight=args.style_weight, tv_weight=args.tv_weight, lattice_weight=args.lattice_weight, stripe_weight=args.stripe_weight, shift_weight=args.shift_weight,
         content_layers=args.content_layers, style_layers=args.style_layers, width=args.width,
         upsample=getattr(args, "upsample", None), residual_output=getattr(args, "residual_output", False), norm=getattr(args, "norm", "batch"), vgg_source=args.vgg_source,
         seed=args.seed, device=args.device, precision=args.precision, compile=args.compile,

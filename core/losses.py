@@ -12,7 +12,7 @@ weight source (their activations differ by ~255×) and across layers (raw Gram l
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import torch
 
@@ -180,3 +180,27 @@ def stripe_penalty(output: torch.Tensor, photo: torch.Tensor, margin: float = 1.
     with torch.no_grad():
         ref = _axis_excess(photo).clamp_min(1.0)
     return torch.relu(excess / ref - margin).mean()
+
+
+def shift_equivariance_loss(forward: Callable[[torch.Tensor], torch.Tensor], photo: torch.Tensor, output: torch.Tensor,
+                            shift: tuple[int, int], period: int = LATTICE_PERIOD, margin: int = 16) -> torch.Tensor:
+    """How much the picture depends on where the photo sits on the pixel grid (not in the papers).
+
+    A grid pattern from strided or pooled layers is tied to the image's pixel lattice, not to its content:
+    move the photo by (dy, dx) px, not a multiple of the network's stride, and the pattern stays where it
+    was while the picture moves. So, with x' = photo[dy : dy+H', dx : dx+W'] (H' = H − ``period``):
+    L = mean |T(x') − T(x)[dy : dy+H', dx : dx+W']| over the overlap less ``margin`` px at each edge (where
+    the two crops' padding differs; at most a quarter of the overlap on small crops). Texture that follows the photo costs nothing; a lattice-locked pattern
+    of amplitude a costs about a. ``forward`` is the model with this batch's style fixed; ``output`` = T(photo).
+    """
+    dy, dx = shift
+    if not (0 <= dy < period and 0 <= dx < period) or (dy, dx) == (0, 0):
+        raise ValueError(f"shift {shift} must be in [0, {period}) on each axis and not (0, 0)")
+    h, w = photo.shape[-2] - period, photo.shape[-1] - period
+    if min(h, w) < period:
+        raise ValueError(f"pictures of {photo.shape[-2]}×{photo.shape[-1]} px are too small to shift by up to {period} px")
+    margin = min(margin, h // 4, w // 4)
+    moved = forward(photo[..., dy:dy + h, dx:dx + w])
+    still = output[..., dy:dy + h, dx:dx + w]
+    inner = (..., slice(margin, h - margin), slice(margin, w - margin))
+    return (moved[inner] - still[inner]).abs().mean()

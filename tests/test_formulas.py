@@ -231,3 +231,49 @@ def test_stripe_penalty_matches_the_eval_score_and_its_gradient_removes_hatching
     assert float(losses.stripe_penalty(final, photo)) < 0.1 * start
     assert stripes(final) < STRIPE_LIMIT
     assert (final - photo).pow(2).mean() < (hatched - photo).pow(2).mean()
+
+
+def test_shift_equivariance_loss_ignores_texture_that_follows_the_photo_and_its_gradient_removes_a_fixed_grid():
+    """losses.shift_equivariance_loss: ~0 for a picture made from the photo by any local operation
+    (blur, a texture of its pixels), about the amplitude for a pattern tied to the pixel lattice; descending it
+    alone flattens a learnable 4 px tile added to the photo (the eval's grid score falls under the limit)."""
+    from pathlib import Path
+
+    from fauve import losses
+    from fauve.artifacts import GRID_LIMIT, GridMeter
+    from fauve.evaluate import load_tensor
+
+    samples = Path(__file__).resolve().parents[1] / "core" / "samples"
+    photo = load_tensor(samples / "lighthouse.jpg", 128)[..., :128, :128]
+    blur = torch.full((3, 1, 5, 5), 1 / 25)
+
+    def painterly(x: torch.Tensor) -> torch.Tensor:  # local, so it moves with the photo
+        return torch.nn.functional.conv2d(x, blur, padding=2, groups=3) + 0.1 * torch.sin(40 * x)
+
+    for shift in ((1, 0), (3, 5), (4, 6)):
+        assert float(losses.shift_equivariance_loss(painterly, photo, painterly(photo), shift)) < 1e-6
+    gen = torch.Generator().manual_seed(0)
+    tile = torch.nn.Parameter(torch.rand(1, 3, 4, 4, generator=gen) * 0.1)
+
+    def gridded(x: torch.Tensor) -> torch.Tensor:  # the tile starts at pixel (0, 0) whatever the crop
+        h, w = x.shape[-2:]
+        return x + tile.repeat(1, 1, h // 4 + 1, w // 4 + 1)[..., :h, :w]
+
+    with torch.no_grad():
+        start = float(losses.shift_equivariance_loss(gridded, photo, gridded(photo), (1, 2)))
+    assert start > 0.02
+    with pytest.raises(ValueError, match="not \\(0, 0\\)"):
+        losses.shift_equivariance_loss(gridded, photo, gridded(photo), (0, 0))
+    opt = torch.optim.Adam([tile], lr=1e-2)
+    decay = torch.optim.lr_scheduler.LinearLR(opt, 1.0, 0.0, 200)  # an L1 loss: Adam's steps stay ~lr to the end
+    for step in range(200):
+        opt.zero_grad()
+        losses.shift_equivariance_loss(gridded, photo, gridded(photo), (1 + step % 3, step % 4)).backward()
+        opt.step()
+        decay.step()
+    with torch.no_grad():
+        final = gridded(photo)
+        assert float(losses.shift_equivariance_loss(gridded, photo, final, (1, 2))) < 0.1 * start
+    meter = GridMeter()
+    meter.add(final[0].clamp(0, 1).permute(1, 2, 0).numpy(), photo[0].permute(1, 2, 0).numpy())
+    assert meter.score()["worst"] < GRID_LIMIT

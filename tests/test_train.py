@@ -258,6 +258,23 @@ def test_snapshots_keep_earlier_states_as_loadable_model_folders(train_data, tmp
     assert not torch.equal(weights(early), weights(final))  # an earlier state, kept
 
 
+@pytest.mark.parametrize("method", ["ulyanov", "msgnet", "adain"])
+def test_shift_weight_adds_its_weighted_term_to_the_loss_and_logs_it(method, train_data, tmp_path):
+    """--shift-weight W: with the weights frozen (--lr 0), each step's loss is the plain run's + W × its logged
+    shift term, which is > 0 for an untrained net (strided layers are not shift-equivariant)."""
+    content = str(train_data["content"])
+    plain, shifted = tmp_path / "plain", tmp_path / "shifted"
+    for out, extra in ((plain, []), (shifted, ["--shift-weight", "2"])):
+        fauve("train", method, "--content", content, *style_args(method, train_data), "-o", str(out), "--iters", "3", "--lr", "0",
+              *extra, *TINY)
+    terms = losses(shifted, "shift")
+    assert len(terms) == 3 and all(t > 1e-4 for t in terms)
+    assert losses(plain, "shift") == [0.0] * 3
+    for a, b, t in zip(losses(plain), losses(shifted), terms):
+        assert b == pytest.approx(a + 2 * t, rel=1e-3)
+    assert json.loads((shifted / "config.json").read_text())["training"]["shift_weight"] == 2.0
+
+
 def test_adain_at_relu3_1_trains_there_and_an_init_keeps_its_layer(train_data, tmp_path):
     content, styles = str(train_data["content"]), str(train_data["styles"])
     out, tuned = tmp_path / "r31", tmp_path / "tuned"

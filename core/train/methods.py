@@ -27,14 +27,30 @@ class StepOutput:
     output: torch.Tensor
 
 
-def _add_artifact_penalties(cfg, total: torch.Tensor, parts: dict, output: torch.Tensor, photo: torch.Tensor) -> tuple[torch.Tensor, dict]:
-    """Add ``--lattice-weight`` × the grid-pattern penalty and ``--stripe-weight`` × the stripe penalty when asked for."""
+def _lattice_shift(seed: int, step: int) -> tuple[int, int]:
+    """The step's (dy, dx) for the shift-equivariance loss: deterministic, under 8 px, and not a multiple
+    of 4 px on both axes (such a shift would not move the 2 and 4 px lattices against the photo)."""
+    gen = torch.Generator().manual_seed(seed * 49_979_687 + step)
+    while True:
+        dy, dx = torch.randint(0, losses.LATTICE_PERIOD, (2,), generator=gen).tolist()
+        if dy % 4 or dx % 4:
+            return dy, dx
+
+
+def _add_artifact_penalties(cfg, total: torch.Tensor, parts: dict, output: torch.Tensor, photo: torch.Tensor,
+                            forward: Callable[[torch.Tensor], torch.Tensor], step: int) -> tuple[torch.Tensor, dict]:
+    """Add ``--lattice-weight`` × the grid-pattern penalty, ``--stripe-weight`` × the stripe penalty and
+    ``--shift-weight`` × the shift-equivariance loss when asked for; ``forward`` runs the model with this
+    batch's styles on another crop."""
     if cfg.lattice_weight:
         lattice = losses.lattice_penalty(output, photo)
         total, parts = total + cfg.lattice_weight * lattice, {**parts, "lattice": lattice.detach()}
     if cfg.stripe_weight:
         stripes = losses.stripe_penalty(output, photo)
         total, parts = total + cfg.stripe_weight * stripes, {**parts, "stripes": stripes.detach()}
+    if cfg.shift_weight:
+        moved = losses.shift_equivariance_loss(forward, photo, output, _lattice_shift(cfg.seed, step))
+        total, parts = total + cfg.shift_weight * moved, {**parts, "shift": moved.detach()}
     return total, parts
 
 
@@ -88,7 +104,7 @@ class Method:
         raise NotImplementedError
 
     def perceptual(self, output: torch.Tensor, content: torch.Tensor, target_grams: dict[str, torch.Tensor],
-                   teacher_output: torch.Tensor | None = None) -> StepOutput:
+                   forward: Callable[[torch.Tensor], torch.Tensor], step: int, teacher_output: torch.Tensor | None = None) -> StepOutput:
         cfg = self.cfg
         with torch.no_grad():
             content_feats = self.vgg(content, cfg.content_layers)
@@ -102,7 +118,7 @@ class Method:
         if teacher_output is not None:
             distill = losses.distillation_loss(output, teacher_output, feats, teacher_feats)
             total, parts = total + cfg.distill_weight * distill, {**parts, "distill": distill.detach()}
-        total, parts = _add_artifact_penalties(cfg, total, parts, output, content)
+        total, parts = _add_artifact_penalties(cfg, total, parts, output, content, forward, step)
         return StepOutput(total, parts, output)
 
 
@@ -128,12 +144,15 @@ class GramMethod(Method):
         idx = self.pick_styles(step, content.shape[0]).to(self.device)
         rows = idx if self.style_rows is None else torch.tensor(self.style_rows, device=idx.device)[idx]
         weights = torch.nn.functional.one_hot(rows, self.total_styles or len(self.styles)).float()
-        output = model(content, weights)
+        def forward(x):
+            return model(x, weights)
+
+        output = forward(content)
         teacher_output = None
         if self.teacher is not None:
             with torch.no_grad():
                 teacher_output = self.teacher(content, weights)
-        return self.perceptual(output, content, {k: g[idx] for k, g in self.target_grams.items()}, teacher_output)
+        return self.perceptual(output, content, {k: g[idx] for k, g in self.target_grams.items()}, forward, step, teacher_output)
 
 
 class MSGNetMethod(Method):
@@ -165,12 +184,17 @@ class MSGNetMethod(Method):
         h, w = style.shape[-2:]
         style = torch.nn.functional.interpolate(style, size=(max(16, round(h * scale)), max(16, round(w * scale))), mode="bilinear", antialias=True, align_corners=False)
         net = model.module if hasattr(model, "module") else model
-        output = model(content, target_gram=net.style_gram(style))
+        gram = net.style_gram(style)
+
+        def forward(x):
+            return model(x, target_gram=gram)
+
+        output = forward(content)
         teacher_output = None
         if self.teacher is not None:
             with torch.no_grad():
                 teacher_output = self.teacher(content, torch.eye(len(self.styles), device=content.device)[i])
-        return self.perceptual(output, content, self.vgg_grams[i], teacher_output)
+        return self.perceptual(output, content, self.vgg_grams[i], forward, step, teacher_output)
 
 
 class AdaINMethod(Method):
@@ -216,7 +240,14 @@ class AdaINMethod(Method):
             fs = net.encode(style, taps)
             s_mean, s_std = mean_std(fs[layer])
             target = adain(fc, s_mean, s_std)
-        output = (self.decode or net.decoder)(target)
+        decode = self.decode or net.decoder
+
+        def forward(x):
+            with torch.no_grad():
+                moved = adain(net.encode(x)[layer], s_mean, s_std)
+            return decode(moved)
+
+        output = decode(target)
         fo = net.encode(output, taps)
         c = losses.relative_mse(fo[layer], target)
         s = losses.mean_std_style_loss(fo, fs, cfg.style_layers)
@@ -229,7 +260,7 @@ class AdaINMethod(Method):
                 teacher_feats = net.encode(teacher_output, self.distill_layers)
             distill = losses.distillation_loss(output, teacher_output, fo, teacher_feats, self.distill_layers)
             total, parts = total + cfg.distill_weight * distill, {**parts, "distill": distill.detach()}
-        total, parts = _add_artifact_penalties(cfg, total, parts, output, content)
+        total, parts = _add_artifact_penalties(cfg, total, parts, output, content, forward, step)
         if cfg.identity_weight:
             # AdaIN(f_c, μ(f_c), σ(f_c)) = f_c, so decoding the photo's own features should give the photo back.
             total = total + cfg.identity_weight * losses.relative_mse((self.decode or net.decoder)(fc), content)
