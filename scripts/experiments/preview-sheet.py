@@ -10,6 +10,7 @@ with the painting's thumbnail on top.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from pathlib import Path
 
@@ -29,9 +30,13 @@ def main() -> None:
     parser.add_argument("-o", "--out", default=str(ROOT / "docs" / "img" / "ulyanov-previews.jpg"))
     parser.add_argument("models", nargs="*", help="hub_models folder names; NAME#STYLE picks a named style, NAME@FILE "
                         "gives a painting from the data's styles/ (msgnet, adain: unseen styles)")
+    parser.add_argument("--stylize-at", type=int, default=TILE[0], metavar="PX",
+                        help="long side at which the photos are stylized before shrinking to the tile (default: the tile's, "
+                             f"{TILE[0]} px; adain's strokes are sized for ~512 px pictures)")
     args = parser.parse_args()
     models = args.models or sorted(p.name for p in (ROOT / "hub_models").glob("ulyanov-*") if (p / "config.json").is_file())
-    photos = [np.asarray(Image.open(DATA / "content-eval" / name).convert("RGB").resize(TILE, Image.LANCZOS)) for name in PHOTOS]
+    big = (args.stylize_at, args.stylize_at * TILE[1] // TILE[0])
+    photos = [np.asarray(Image.open(DATA / "content-eval" / name).convert("RGB").resize(big, Image.LANCZOS)) for name in PHOTOS]
     head = 120
     sheet = Image.new("RGB", (TILE[0] * (len(models) + 1), head + TILE[1] * len(photos)), "white")
     draw = ImageDraw.Draw(sheet)
@@ -44,7 +49,8 @@ def main() -> None:
         if painting:
             thumb = DATA / "styles" / painting
             options["style_image"] = Image.open(thumb).convert("RGB")
-            label = f"{name} (unseen: {Path(painting).stem})"
+            seen = painting in json.loads((folder / "config.json").read_text()).get("style_sources", [])
+            label = f"{name} ({'' if seen else 'unseen '}image: {Path(painting).stem})"
         elif style:
             thumb, options["style"], label = folder / "thumbnails" / f"{style}.jpg", style, f"{name}/{style}"
         else:
@@ -55,9 +61,10 @@ def main() -> None:
         draw.text((j * TILE[0] + 8, head - 20), label[:44], fill="black")
         stylizer = Stylizer(str(folder), device="cpu")
         for i, photo in enumerate(photos):
-            sheet.paste(Image.fromarray(np.asarray(stylizer.run(photo, **options))), (j * TILE[0], head + i * TILE[1]))
+            picture = Image.fromarray(np.asarray(stylizer.run(photo, **options)))
+            sheet.paste(picture.resize(TILE, Image.LANCZOS), (j * TILE[0], head + i * TILE[1]))
     for i, photo in enumerate(photos):
-        sheet.paste(Image.fromarray(photo), (0, head + i * TILE[1]))
+        sheet.paste(Image.fromarray(photo).resize(TILE, Image.LANCZOS), (0, head + i * TILE[1]))
     sheet.save(args.out, optimize=True, **({"quality": 90} if args.out.lower().endswith((".jpg", ".jpeg")) else {}))
     print(args.out)
 
