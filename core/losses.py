@@ -190,8 +190,9 @@ def shift_equivariance_loss(forward: Callable[[torch.Tensor], torch.Tensor], pho
     move the photo by (dy, dx) px, not a multiple of the network's stride, and the pattern stays where it
     was while the picture moves. So, with x' = photo[dy : dy+H', dx : dx+W'] (H' = H − ``period``):
     L = mean |T(x') − T(x)[dy : dy+H', dx : dx+W']| over the overlap less ``margin`` px at each edge (where
-    the two crops' padding differs; at most a quarter of the overlap on small crops). Texture that follows the photo costs nothing; a lattice-locked pattern
-    of amplitude a costs about a. ``forward`` is the model with this batch's style fixed; ``output`` = T(photo).
+    the two crops' padding differs; at most a quarter of the overlap on small crops). Texture that follows the
+    photo costs nothing; a lattice-locked pattern of amplitude a costs about a. ``forward`` is the model with
+    this batch's style fixed; ``output`` = T(photo).
     """
     dy, dx = shift
     if not (0 <= dy < period and 0 <= dx < period) or (dy, dx) == (0, 0):

@@ -144,6 +144,7 @@ class GramMethod(Method):
         idx = self.pick_styles(step, content.shape[0]).to(self.device)
         rows = idx if self.style_rows is None else torch.tensor(self.style_rows, device=idx.device)[idx]
         weights = torch.nn.functional.one_hot(rows, self.total_styles or len(self.styles)).float()
+
         def forward(x):
             return model(x, weights)
 
@@ -263,7 +264,7 @@ class AdaINMethod(Method):
         total, parts = _add_artifact_penalties(cfg, total, parts, output, content, forward, step)
         if cfg.identity_weight:
             # AdaIN(f_c, μ(f_c), σ(f_c)) = f_c, so decoding the photo's own features should give the photo back.
-            total = total + cfg.identity_weight * losses.relative_mse((self.decode or net.decoder)(fc), content)
+            total = total + cfg.identity_weight * losses.relative_mse(decode(fc), content)
         return StepOutput(total, parts, output)
 
 
