@@ -38,7 +38,7 @@ def _lattice_shift(seed: int, step: int) -> tuple[int, int]:
 
 
 def _add_artifact_penalties(cfg, total: torch.Tensor, parts: dict, output: torch.Tensor, photo: torch.Tensor,
-                            forward: Callable[[torch.Tensor], torch.Tensor], step: int) -> tuple[torch.Tensor, dict]:
+                            forward: Callable[[torch.Tensor], torch.Tensor] | None, step: int) -> tuple[torch.Tensor, dict]:
     """Add ``--lattice-weight`` × the grid-pattern penalty, ``--stripe-weight`` × the stripe penalty and
     ``--shift-weight`` × the shift-equivariance loss when asked for; ``forward`` runs the model with this
     batch's styles on another crop."""
@@ -49,6 +49,8 @@ def _add_artifact_penalties(cfg, total: torch.Tensor, parts: dict, output: torch
         stripes = losses.stripe_penalty(output, photo)
         total, parts = total + cfg.stripe_weight * stripes, {**parts, "stripes": stripes.detach()}
     if cfg.shift_weight:
+        if forward is None:
+            raise ValueError("--shift-weight needs the model's forward pass for the step's styles")
         moved = losses.shift_equivariance_loss(forward, photo, output, _lattice_shift(cfg.seed, step))
         total, parts = total + cfg.shift_weight * moved, {**parts, "shift": moved.detach()}
     return total, parts
@@ -104,7 +106,10 @@ class Method:
         raise NotImplementedError
 
     def perceptual(self, output: torch.Tensor, content: torch.Tensor, target_grams: dict[str, torch.Tensor],
-                   forward: Callable[[torch.Tensor], torch.Tensor], step: int, teacher_output: torch.Tensor | None = None) -> StepOutput:
+                   teacher_output: torch.Tensor | None = None, forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                   step: int = 0) -> StepOutput:
+        """The step's loss of ``output`` (the model's picture of ``content``); ``forward`` (the model with the step's
+        styles) is needed only with ``--shift-weight``."""
         cfg = self.cfg
         with torch.no_grad():
             content_feats = self.vgg(content, cfg.content_layers)
@@ -153,7 +158,7 @@ class GramMethod(Method):
         if self.teacher is not None:
             with torch.no_grad():
                 teacher_output = self.teacher(content, weights)
-        return self.perceptual(output, content, {k: g[idx] for k, g in self.target_grams.items()}, forward, step, teacher_output)
+        return self.perceptual(output, content, {k: g[idx] for k, g in self.target_grams.items()}, teacher_output, forward, step)
 
 
 class MSGNetMethod(Method):
@@ -195,7 +200,7 @@ class MSGNetMethod(Method):
         if self.teacher is not None:
             with torch.no_grad():
                 teacher_output = self.teacher(content, torch.eye(len(self.styles), device=content.device)[i])
-        return self.perceptual(output, content, self.vgg_grams[i], forward, step, teacher_output)
+        return self.perceptual(output, content, self.vgg_grams[i], teacher_output, forward, step)
 
 
 class AdaINMethod(Method):
