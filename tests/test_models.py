@@ -104,9 +104,9 @@ def test_msgnet_covariance_style_stat_is_the_gram_of_centred_features_and_surviv
         f = gram_net.encoder(style)
         c = f.shape[1]
         mu = f.mean(dim=(2, 3)).reshape(1, c, 1)
-        expected = gram_net.style_gram(style) - mu @ mu.transpose(1, 2) / c  # Gram / (C·H·W) minus μμᵀ / C
-        got = cov_net.style_gram(style)
         gram = gram_net.style_gram(style)
+        expected = gram - mu @ mu.transpose(1, 2) / c  # Gram / (C·H·W) minus μμᵀ / C
+        got = cov_net.style_gram(style)
     assert torch.allclose(got, expected, atol=1e-6)
     assert float((got - gram).abs().max()) > 1e-3  # not the Gram
     cov_net.save_pretrained(tmp_path)
