@@ -463,15 +463,17 @@ class Stylizer:
                         progress: Callable[[float], None] | None, cancel: Any, inplace: bool = False) -> torch.Tensor:
         """(1, 3, H, W) CPU float → stylized (1, 3, H, W) CPU float in [0, 1]. ``inplace``: tiled
         output may overwrite ``x`` (the caller does not need the input afterwards)."""
-        m = self.model.size_multiple
+        m, b = self.model.size_multiple, self.model.border_margin
         h, w = x.shape[-2:]
-        pad_h, pad_w = (-h) % m, (-w) % m
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
+        pad_h, pad_w = (-(h + 2 * b)) % m, (-(w + 2 * b)) % m
+        if pad_h or pad_w or b:
+            padding = (b, b + pad_w, b, b + pad_h)
+            # Reflection needs the picture larger than the pad; a tiny one is extended by replication instead.
+            x = F.pad(x, padding, mode="reflect" if max(padding) < min(h, w) else "replicate")
             inplace = True  # a padded copy: nobody else reads it
         masks = cond.masks
         if masks is not None:
-            masks = F.pad(masks[None], (0, pad_w, 0, pad_h), mode="replicate")[0]
+            masks = F.pad(masks[None], (b, b + pad_w, b, b + pad_h), mode="replicate")[0]
         if tile is None or x.shape[-2] * x.shape[-1] <= self._stats_budget(tile):
             # Untiled: no tiles asked for, or the image fits the memory the tiled path would use
             # anyway for its statistics pass, so one exact pass is the better use of it.
@@ -479,7 +481,7 @@ class Stylizer:
             out = self._forward(self._prepare(x), cond, None if masks is None else masks.to(self.device)).cpu()
         else:
             out = self._tiled(x, cond, masks, tile, overlap, context, progress, cancel, inplace)
-        return out[..., :h, :w].clamp_(0.0, 1.0)
+        return out[..., b:b + h, b:b + w].clamp_(0.0, 1.0)
 
     def _tiled(self, x: torch.Tensor, cond: Conditioning, masks: torch.Tensor | None, tile: int, overlap: int,
                context: int | None, progress: Callable[[float], None] | None, cancel: Any, inplace: bool = False) -> torch.Tensor:

@@ -54,6 +54,9 @@ class AdaINNet(StyleModel, method="adain"):
 
     multi_style = True
     accepts_style_image = True
+    # VGG's convolutions pad with zeros, so the encoder's border features differ from the interior's and the decoder
+    # paints them as a coloured fringe ~8 px wide; 16 px of mirrored photo take it outside (docs/training.md, session 18).
+    border_margin = 16
     style_buffers = ("style_means", "style_stds")
     arch_keys = StyleModel.arch_keys + ("layer",)
 

@@ -39,6 +39,9 @@ class StyleModel(
 
     method: ClassVar[str] = ""
     size_multiple: ClassVar[int] = 4
+    # Pixels of mirrored photo the pipeline adds on every side and crops away again: room for a network whose
+    # borders differ from its interior (adain's zero-padded VGG encoder) to put that difference outside the picture.
+    border_margin: ClassVar[int] = 0
     multi_style: ClassVar[bool] = False
     accepts_style_image: ClassVar[bool] = False
 
