@@ -231,7 +231,7 @@ def make_runner(model: StyleModel, variant: str, device: torch.device, size: int
         from fauve.onnx_backend import OnnxRunner
         from fauve.pipeline import Stylizer
 
-        runner = OnnxRunner(model, device, threads=threads)
+        runner = OnnxRunner(model, device, threads=threads, pads_itself=False)  # the network alone, as the other variants
         cond = Stylizer(model, device=device, channels_last=False).condition()
         return lambda x: runner(x, cond)
     if device.type == "cpu" and "cudagraphs" in flags:

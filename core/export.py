@@ -11,15 +11,22 @@ msgnet     ``image``, ``target_gram`` (1, C, C)        Gram matrix of the style 
 adain      ``image``, ``style_mean``, ``style_std`` (1, C), ``alpha`` (1,)  C = 512 (relu4_1) or 256 (relu3_1)
 =========  ===========================================================================
 
-The output ``stylized`` is (B, 3, H, W), unclamped, like the PyTorch model's. Sides must be a
-multiple of the model's ``size_multiple`` (4; 8 for adain at relu4_1), as in PyTorch. For msgnet the Gram of
+The output ``stylized`` is (B, 3, H, W), unclamped, like the PyTorch model's. The graph takes any height
+and width and does what fauve's pipeline does around the network: it mirrors the model's
+``border_margin`` (16 px for adain, whose zero-padded VGG encoder would paint a fringe along the
+borders; 0 for the generators) on every side, rounds the sides up to the model's ``size_multiple`` (4;
+8 for adain at relu4_1) by mirroring too, and crops the result back to H × W. So the file alone gives
+the pipeline's picture (reflection needs sides over the padding: > 16 px for adain, ≥ 4 px for the
+others). The file's metadata says so (``fauve.pads_itself`` = 1, ``fauve.border_margin``,
+``fauve.size_multiple``, ``fauve.method``). For msgnet the Gram of
 a style image is ``model.style_gram(img)`` (or the stored ``style_grams[i]``); for adain the
 statistics are ``model.style_stats(img)`` (or ``style_means[i]``, ``style_stds[i]``).
 
 A second form of each graph, ``frozen_norm=True``, takes the mean and variance of every
 instance-norm layer as inputs (``norm{i}_mean``, ``norm{i}_var``; adain: ``content_mean``,
 ``content_std`` at the AdaIN layer). The pipeline uses it to run tiles with statistics shared over the
-whole image (see ``fauve.pipeline``), so tiled onnxruntime output matches tiled PyTorch output.
+whole image (see ``fauve.pipeline``), so tiled onnxruntime output matches tiled PyTorch output. It is
+the network alone: tiles come padded by the pipeline, sides a multiple of ``size_multiple``.
 
 Exported with PyTorch's TorchScript-based exporter (``dynamo=False``: needs only ``onnx``, and its
 tracing keeps H and W symbolic). Checked against PyTorch in tests/test_export.py (max abs
@@ -41,6 +48,7 @@ from fauve.errors import FauveError, ModelFileError
 from fauve.models.base import StyleModel
 from fauve.models.layers import mean_std
 
+PADS_ITSELF_KEY = "fauve.pads_itself"
 DEFAULT_OPSET = 17
 OUTPUT_NAME = "stylized"
 GRAPH_INPUTS: dict[str, tuple[str, ...]] = {
@@ -71,12 +79,14 @@ def norm_layers(model: nn.Module) -> list[nn.Module]:
 class OnnxGraph(nn.Module):
     """``model`` with its conditioning as explicit tensor inputs (see the module docstring)."""
 
-    def __init__(self, model: StyleModel, frozen_norm: bool = False) -> None:
+    def __init__(self, model: StyleModel, frozen_norm: bool = False, pads_itself: bool | None = None) -> None:
         super().__init__()
         if model.method not in GRAPH_INPUTS:
             raise FauveError(f"Cannot export a {model.method!r} model to ONNX.", f"Export one of {', '.join(GRAPH_INPUTS)}.", code="bad_option")
         self.model = model
         self.frozen_norm = frozen_norm
+        # The whole-image graph mirrors the margin itself; tiles come padded (and `fauve bench` times the network alone).
+        self.pads_itself = not frozen_norm if pads_itself is None else pads_itself
         self.num_norm = 0 if model.method == "adain" else len(norm_layers(model))
 
     @property
@@ -124,6 +134,16 @@ class OnnxGraph(nn.Module):
         return self.model(image)
 
     def forward(self, image: torch.Tensor, *inputs: torch.Tensor) -> torch.Tensor:
+        if not self.pads_itself:
+            return self._network(image, *inputs)
+        # fauve.pipeline.Stylizer._stylize_tensor's padding, with the sides read from the graph's input.
+        m, b = self.model.size_multiple, self.model.border_margin
+        h, w = image.shape[-2], image.shape[-1]
+        pad_h, pad_w = (m - (h + 2 * b) % m) % m, (m - (w + 2 * b) % m) % m
+        padded = torch.nn.functional.pad(image, (b, b + pad_w, b, b + pad_h), mode="reflect")
+        return self._network(padded, *inputs)[..., b:b + h, b:b + w]
+
+    def _network(self, image: torch.Tensor, *inputs: torch.Tensor) -> torch.Tensor:
         n_cond = len(GRAPH_INPUTS[self.method]) - 1
         cond, stats = list(inputs[:n_cond]), list(inputs[n_cond:])
         if self.method == "adain":
@@ -152,10 +172,11 @@ class OnnxGraph(nn.Module):
 
 
 def export_onnx(model: StyleModel, out: str | Path | None = None, *, opset: int = DEFAULT_OPSET,
-                frozen_norm: bool = False) -> bytes:
-    """Export ``model`` (on the CPU, fp32) to ONNX; write it to ``out`` if given; return the bytes."""
+                frozen_norm: bool = False, pads_itself: bool | None = None) -> bytes:
+    """Export ``model`` (on the CPU, fp32) to ONNX; write it to ``out`` if given; return the bytes.
+    ``pads_itself`` (default: the whole-image graph does, the tile graph does not): see the module docstring."""
     require_onnx("onnx")
-    graph = OnnxGraph(_cpu_fp32_copy(model), frozen_norm=frozen_norm).eval()
+    graph = OnnxGraph(_cpu_fp32_copy(model), frozen_norm=frozen_norm, pads_itself=pads_itself).eval()
     names = graph.input_names()
     dynamic = {"image": {0: "batch", 2: "height", 3: "width"}, OUTPUT_NAME: {0: "batch", 2: "height", 3: "width"}}
     buffer = io.BytesIO()
@@ -163,7 +184,11 @@ def export_onnx(model: StyleModel, out: str | Path | None = None, *, opset: int 
         warnings.simplefilter("ignore")  # the tracer's notes on shape arithmetic and constant folding
         torch.onnx.export(graph, graph.example_inputs(), buffer, input_names=names, output_names=[OUTPUT_NAME],
                           dynamic_axes=dynamic, opset_version=opset, do_constant_folding=True, dynamo=False)
-    data = buffer.getvalue()
+    onnx = require_onnx("onnx")
+    proto = onnx.load_from_string(buffer.getvalue())
+    onnx.helper.set_model_props(proto, {"fauve.method": model.method, PADS_ITSELF_KEY: str(int(graph.pads_itself)),
+                                        "fauve.border_margin": str(model.border_margin), "fauve.size_multiple": str(model.size_multiple)})
+    data = proto.SerializeToString()
     if out is not None:
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -195,6 +220,10 @@ def check_graph_inputs(path: str | Path, model: StyleModel, frozen_norm: bool = 
     if got != want:
         raise ModelFileError(f"{path} takes inputs {got}, but a {model.method} model's graph takes {want}.",
                              "Export it again from this model: fauve export MODEL --onnx OUT.")
+    props = {p.key: p.value for p in proto.metadata_props}
+    if props.get(PADS_ITSELF_KEY) != str(int(not frozen_norm)):
+        raise ModelFileError(f"{path} was exported by an older fauve: its graph leaves the border margin and the size "
+                             "rounding to the caller.", "Export it again: fauve export MODEL --onnx OUT.")
 
 
 # -- the CLI --------------------------------------------------------------------------------------
@@ -222,6 +251,8 @@ def _main(args: argparse.Namespace) -> int:
     if not args.no_check:
         diff = compare_with_torch(model, data, frozen_norm=args.frozen_norm)
         line += f"; max |onnxruntime − PyTorch| = {diff:.2e} at 64×96"
+    if not args.frozen_norm:
+        line += "; takes any height and width (the graph mirrors the border margin and rounds the sides itself)"
     print(line)
     return 0
 

@@ -2,8 +2,9 @@
 
 :class:`OnnxRunner` turns the pipeline's :class:`~fauve.pipeline.Conditioning` into the inputs of
 the model's ONNX graph (``fauve.export``) and runs it. Sessions are built on first use and cached:
-the plain graph (whole images) from an exported file when one is given, else exported from the
-model in memory; the frozen-statistics graph (tiles) always from the model. The pipeline computes
+the plain graph (whole images, any size: it mirrors the border margin and rounds the sides itself, so
+the pipeline hands it the bare image) from an exported file when one is given, else exported from the
+model in memory; the frozen-statistics graph (tiles, padded by the pipeline) always from the model. The pipeline computes
 the shared statistics itself (its calibration pass runs in PyTorch) and hands them in per tile.
 
 Runs in fp32 on the CPU (CPUExecutionProvider), or on CUDA when onnxruntime-gpu provides the
@@ -45,7 +46,8 @@ class OnnxRunner:
     """Runs ``model``'s ONNX graphs with onnxruntime, on ``device`` (cpu, or cuda with onnxruntime-gpu)."""
 
     def __init__(self, model: StyleModel, device: torch.device | str = "cpu", onnx_path: str | Path | None = None,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, pads_itself: bool = True) -> None:
+        """``pads_itself=False``: the whole-image graph is the network alone, as the PyTorch model (`fauve bench`)."""
         self.ort = require_onnx("onnxruntime")
         self.model = model
         self.device = torch.device(device)
@@ -55,6 +57,7 @@ class OnnxRunner:
                 raise FauveError(f"ONNX file {self.onnx_path} does not exist.", "Export one with: fauve export MODEL --onnx OUT.", code="bad_option")
             check_graph_inputs(self.onnx_path, model)
         self.threads = threads
+        self.pads_itself = pads_itself
         self.providers = self._providers()
         self._sessions: dict[bool, Any] = {}
         self._lock = threading.Lock()
@@ -78,7 +81,7 @@ class OnnxRunner:
                 if not frozen_norm and self.onnx_path is not None:
                     source: Any = str(self.onnx_path)
                 else:
-                    source = export_onnx(self.model, frozen_norm=frozen_norm)
+                    source = export_onnx(self.model, frozen_norm=frozen_norm, pads_itself=self.pads_itself and not frozen_norm)
                 options = self.ort.SessionOptions()
                 options.graph_optimization_level = self.ort.GraphOptimizationLevel.ORT_ENABLE_ALL
                 options.intra_op_num_threads = self.threads or torch.get_num_threads()

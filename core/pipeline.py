@@ -466,19 +466,27 @@ class Stylizer:
         m, b = self.model.size_multiple, self.model.border_margin
         h, w = x.shape[-2:]
         pad_h, pad_w = (-(h + 2 * b)) % m, (-(w + 2 * b)) % m
+        padding = (b, b + pad_w, b, b + pad_h)
+        reflectable = max(padding) < min(h, w)
+        # Untiled: no tiles asked for, or the image fits the memory the tiled path would use
+        # anyway for its statistics pass, so one exact pass is the better use of it.
+        untiled = tile is None or (h + 2 * b + pad_h) * (w + 2 * b + pad_w) <= self._stats_budget(tile)
+        backend = None
+        if untiled and cond.masks is None and self._onnx is not None and self._onnx.pads_itself and self.backend == "onnxruntime":
+            if reflectable:  # the whole-image ONNX graph mirrors the same margin itself (fauve.export)
+                _check_cancel(cancel)
+                return self._forward(self._prepare(x), cond, None).cpu().clamp_(0.0, 1.0)
+            backend = "torch"  # too small for the graph's reflection padding
         if pad_h or pad_w or b:
-            padding = (b, b + pad_w, b, b + pad_h)
             # Reflection needs the picture larger than the pad; a tiny one is extended by replication instead.
-            x = F.pad(x, padding, mode="reflect" if max(padding) < min(h, w) else "replicate")
+            x = F.pad(x, padding, mode="reflect" if reflectable else "replicate")
             inplace = True  # a padded copy: nobody else reads it
         masks = cond.masks
         if masks is not None:
             masks = F.pad(masks[None], (b, b + pad_w, b, b + pad_h), mode="replicate")[0]
-        if tile is None or x.shape[-2] * x.shape[-1] <= self._stats_budget(tile):
-            # Untiled: no tiles asked for, or the image fits the memory the tiled path would use
-            # anyway for its statistics pass, so one exact pass is the better use of it.
+        if untiled:
             _check_cancel(cancel)
-            out = self._forward(self._prepare(x), cond, None if masks is None else masks.to(self.device)).cpu()
+            out = self._forward(self._prepare(x), cond, None if masks is None else masks.to(self.device), backend=backend).cpu()
         else:
             out = self._tiled(x, cond, masks, tile, overlap, context, progress, cancel, inplace)
         return out[..., b:b + h, b:b + w].clamp_(0.0, 1.0)

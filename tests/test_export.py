@@ -131,6 +131,47 @@ def test_pipeline_onnxruntime_conditioning(pair):
         assert np.abs(ort_run.run(img, style_image=style, strength=0.6) - ref).max() < TOL
 
 
+@pytest.mark.parametrize("method", ["adain", "ulyanov"])
+def test_the_file_alone_gives_the_pipelines_picture_at_any_size(method):
+    """Run outside fauve, the whole-image graph mirrors the border margin (adain: 16 px) and rounds odd
+    sides itself, so onnxruntime on the bare photo gives the pipeline's picture, at the photo's size."""
+    model = tiny_trained_like(method)
+    session = ort.InferenceSession(export_onnx(model), providers=["CPUExecutionProvider"])
+    img = picture(45, 61, seed=2)  # neither side a multiple of 4
+    feeds = {"image": torch.from_numpy(img).permute(2, 0, 1)[None].numpy()}
+    if method == "adain":
+        feeds.update(style_mean=model.style_means[:1].numpy(), style_std=model.style_stds[:1].numpy(), alpha=np.ones(1, np.float32))
+    got = session.run(["stylized"], feeds)[0][0].transpose(1, 2, 0).clip(0, 1)
+    ref = Stylizer(model, device="cpu").run(img, **({"style": "a"} if method == "adain" else {}))
+    assert got.shape == ref.shape == img.shape
+    assert np.abs(got - ref).max() < TOL
+    if method == "adain":  # the margin is what makes them agree: the bare network differs along the borders
+        with torch.no_grad():
+            bare = OnnxGraph(model, frozen_norm=False)._network(torch.from_numpy(picture(48, 64, seed=2)).permute(2, 0, 1)[None],
+                                                                *map(torch.from_numpy, list(feeds.values())[1:]))
+        edge = Stylizer(model, device="cpu").run(picture(48, 64, seed=2), style="a")
+        assert np.abs(bare[0].permute(1, 2, 0).clamp(0, 1).numpy() - edge)[:4].max() > 1e-3
+
+
+def test_a_picture_too_small_for_the_graphs_padding_runs_in_torch(pair):
+    torch_run, ort_run = pair
+    img = picture(16, 19, seed=4)  # the smallest picture fauve takes; adain mirrors 16 px, which needs 17
+    assert np.abs(ort_run.run(img) - torch_run.run(img)).max() < TOL
+
+
+def test_an_onnx_file_from_before_the_graph_padded_itself_is_refused(tmp_path):
+    import onnx
+
+    model = tiny_trained_like("adain")
+    proto = onnx.load_from_string(export_onnx(model))
+    assert {p.key: p.value for p in proto.metadata_props}["fauve.pads_itself"] == "1"
+    del proto.metadata_props[:]  # what fauve wrote before the graph mirrored its own margin
+    (tmp_path / "old.onnx").write_bytes(proto.SerializeToString())
+    with pytest.raises(ModelFileError, match="older fauve") as err:
+        Stylizer(model, device="cpu", backend="onnxruntime", onnx_path=str(tmp_path / "old.onnx"))
+    assert "fauve export" in err.value.hint
+
+
 def test_exported_file_via_cli_drives_the_pipeline(tmp_path, capsys):
     model = tiny_trained_like("dumoulin")
     model.save_pretrained(tmp_path / "model")
