@@ -100,6 +100,10 @@ def register(sub: argparse._SubParsersAction) -> None:
             p.add_argument("--layer", dest="adain_layer", choices=["relu4_1", "relu3_1"], default=None,
                            help="where AdaIN sits: relu4_1 (the paper's; default, or --init's) or relu3_1 (not in the paper: "
                                 "256 statistics, smaller strokes, keeps more of the photo; trains well on a CPU)")
+            p.add_argument("--margin", type=int, default=0, metavar="PX",
+                           help="mirror PX px of photo around each training crop and crop them off the picture before the losses, "
+                                "as the pipeline does at inference (16): the decoder then never sees the zero-padded encoder's "
+                                "border features, which it otherwise paints as a fringe (not in the paper)")
             p.add_argument("--identity-weight", type=float, default=0.0, metavar="W",
                            help="add W × ‖D(f(c)) − c‖² / ‖c‖²: the decoder also rebuilds the photo from its own features "
                                 "(Park & Lee 2019's identity loss; not in the AdaIN paper). Sharper, more faithful photos on short runs; e.g. 1")
@@ -153,7 +157,7 @@ def run(args) -> int:
         channels_last=args.channels_last, checkpoint_every=args.checkpoint_every, snapshot_every=args.snapshot_every, sample_every=args.sample_every,
         resume=args.resume, half_weights=args.half, add_style_from=getattr(args, "from_model", None),
         init_from=args.init_from, warmup=args.warmup, time_limit=args.time_limit, clip_grad=args.clip_grad, style_lr_mult=getattr(args, "style_lr_mult", 1.0),
-        identity_weight=getattr(args, "identity_weight", 0.0), adain_layer=getattr(args, "adain_layer", None), style_stat=getattr(args, "style_stat", None),
+        identity_weight=getattr(args, "identity_weight", 0.0), margin=getattr(args, "margin", 0), adain_layer=getattr(args, "adain_layer", None), style_stat=getattr(args, "style_stat", None),
         teacher=getattr(args, "teacher", None),
         distill_weight=_distill_weight(args),
         sample_images=args.sample_images,

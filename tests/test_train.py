@@ -525,3 +525,36 @@ def test_msgnet_with_covariance_style_stat_trains_stores_covariances_and_an_init
     assert not torch.allclose(model.style_grams[0], gram, atol=1e-3)
     fauve("train", "msgnet", *common, "-o", str(second), "--iters", "5", "--init", str(first))
     assert load_model(second).style_stat == "covariance"
+
+
+def test_adain_margin_trains_on_the_pipelines_picture_and_records_it(train_data, tmp_path):
+    """--margin 16: the picture the losses see is the network run on the crop with 16 px mirrored around it,
+    cropped back (what the pipeline shows), not the network on the bare crop; the recipe records it."""
+    from fauve.models.layers import mean_std
+    from fauve.train.data import load_style
+    from fauve.train.loop import TrainConfig
+    from fauve.train.methods import method_class
+
+    paths = sorted(str(p) for p in Path(train_data["styles"]).iterdir())
+    cfg = TrainConfig(method="adain", content=str(train_data["content"]), styles=paths, out="unused", size=48, batch_size=2,
+                      width=0.25, adain_layer="relu3_1", margin=16).fill_defaults()
+    method = method_class("adain")(cfg, [load_style(p, 256) for p in paths], [Path(p).stem for p in paths], torch.device("cpu"))
+    net = method.build().eval()
+    content = torch.rand(2, 3, 48, 48, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        out = method.loss(net, content, step=3).output
+        _, style = method.style_batch(3, 2)
+        means, stds = mean_std(net.encode(style)[net.layer])
+        for k in range(2):
+            stats = (means[k].flatten()[None], stds[k].flatten()[None])
+            mirrored = torch.nn.functional.pad(content[k : k + 1], (16, 16, 16, 16), mode="reflect")
+            pipeline = net(mirrored, style_stats=stats)[..., 16:-16, 16:-16]
+            bare = net(content[k : k + 1], style_stats=stats)
+            assert torch.allclose(out[k], pipeline[0], atol=1e-5)
+            assert (out[k] - bare[0]).abs().max() > 1e-3
+    common = ["--content", str(train_data["content"]), "--styles", str(train_data["styles"]), "--layer", "relu3_1", "--iters", "2",
+              *TINY[:1], "48", *TINY[2:]]
+    fauve("train", "adain", *common, "-o", str(tmp_path / "m"), "--margin", "16")
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["training"]["margin"] == 16
+    proc = fauve("train", "adain", *common, "-o", str(tmp_path / "x"), "--margin", "6", check=False)
+    assert proc.returncode == 2 and "--margin 16" in proc.stderr

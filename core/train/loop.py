@@ -71,6 +71,7 @@ class TrainConfig:
     clip_grad: float = 0.0  # clip the gradient norm at this multiple of its running average (0: off)
     style_lr_mult: float = 1.0  # dumoulin: learning-rate multiplier of the per-style γ, β
     identity_weight: float = 0.0  # adain: weight of the photo-reconstruction (identity) loss
+    margin: int = 0  # adain: px of photo mirrored around each crop and cropped off again, as the pipeline does
     adain_layer: str | None = None  # adain: where AdaIN sits, relu4_1 (the paper's, default) or relu3_1
     style_stat: str | None = None  # msgnet: what CoMatch takes of the style, gram (the paper's, default) or covariance
     teacher: str | None = None  # a trained model of the same styles to distil from (same method; msgnet/adain: also dumoulin)
@@ -144,6 +145,9 @@ def validate(cfg: TrainConfig) -> None:
             raise FauveError(f"adain with AdaIN at {cfg.adain_layer} takes its content loss there and style layers among {','.join(taps)}; "
                              f"got content {','.join(cfg.content_layers)}, style {','.join(cfg.style_layers)}.",
                              "Drop --content-layers and --style-layers, or pick style layers from that list.")
+    if cfg.margin and (cfg.method != "adain" or cfg.margin % multiple or cfg.margin >= cfg.size):
+        raise FauveError(f"--margin {cfg.margin} does not fit: it is for adain, a multiple of {multiple} below --size ({cfg.size}).",
+                         "Use --margin 16 (what the pipeline mirrors around adain's pictures), or drop it.")
     if cfg.distill_weight and not cfg.teacher:
         raise FauveError("--distill-weight needs a --teacher model.", "Add --teacher MODEL (a trained model of the same method and styles).")
     find_images(cfg.content)
@@ -443,7 +447,7 @@ def _export(model, method, cfg: TrainConfig, out: Path, last: dict, skipped: int
     export.loss_net = method.vgg.source_info() if hasattr(method, "vgg") else {"name": "vgg16", "source": export.vgg_source}
     export.training_recipe = {
         "content_data": str(cfg.content), "size": cfg.size, "style_size": cfg.style_size, "batch_size": cfg.batch_size,
-        "iters": steps, **({"planned_iters": cfg.iters} if steps != cfg.iters else {}), "lr": cfg.lr, **({"warmup": cfg.warmup} if cfg.warmup else {}), **({"clip_grad": cfg.clip_grad} if cfg.clip_grad else {}), **({"style_lr_mult": cfg.style_lr_mult} if cfg.style_lr_mult != 1.0 else {}), **({"identity_weight": cfg.identity_weight} if cfg.identity_weight else {}), **({"teacher": Path(cfg.teacher).resolve().name, "distill_weight": cfg.distill_weight} if cfg.teacher else {}), "content_layers": list(cfg.content_layers), "style_layers": list(cfg.style_layers),
+        "iters": steps, **({"planned_iters": cfg.iters} if steps != cfg.iters else {}), "lr": cfg.lr, **({"warmup": cfg.warmup} if cfg.warmup else {}), **({"clip_grad": cfg.clip_grad} if cfg.clip_grad else {}), **({"style_lr_mult": cfg.style_lr_mult} if cfg.style_lr_mult != 1.0 else {}), **({"identity_weight": cfg.identity_weight} if cfg.identity_weight else {}), **({"margin": cfg.margin} if cfg.margin else {}), **({"teacher": Path(cfg.teacher).resolve().name, "distill_weight": cfg.distill_weight} if cfg.teacher else {}), "content_layers": list(cfg.content_layers), "style_layers": list(cfg.style_layers),
         "content_weight": cfg.content_weight, "style_weight": cfg.style_weight, "tv_weight": cfg.tv_weight, **({"lattice_weight": cfg.lattice_weight} if cfg.lattice_weight else {}), **({"stripe_weight": cfg.stripe_weight} if cfg.stripe_weight else {}), **({"shift_weight": cfg.shift_weight} if cfg.shift_weight else {}),
         "seed": cfg.seed, "hardware": _hardware(next(model.parameters()).device), "precision": cfg.precision, **({"init_from": Path(cfg.init_from).resolve().name} if cfg.init_from else {}), **({"pruned_from_width": cfg.pruned_from_width} if cfg.pruned_from_width else {}), **({"add_style_from": Path(cfg.add_style_from).resolve().name, "trained_styles": list(method.style_names)} if cfg.add_style_from else {}), "final_losses": last, "skipped_images": skipped,
     }

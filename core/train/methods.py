@@ -241,19 +241,26 @@ class AdaINMethod(Method):
         net: AdaINNet = model.module if hasattr(model, "module") else model
         idx, style = self.style_batch(step, content.shape[0])
         layer, taps = net.layer, encoder_taps(net.layer)
+        b = cfg.margin
+        # With --margin the decoder works as in the pipeline: on the features of the crop with b px mirrored
+        # around it, its picture cropped back; the content target stays the crop's own (as fauve eval scores it).
+        mirrored = (lambda x: torch.nn.functional.pad(x, (b, b, b, b), mode="reflect")) if b else (lambda x: x)
+        uncropped = (lambda y: y[..., b:-b, b:-b]) if b else (lambda y: y)
         with torch.no_grad():
             fc = net.encode(content)[layer]
             fs = net.encode(style, taps)
             s_mean, s_std = mean_std(fs[layer])
             target = adain(fc, s_mean, s_std)
+            fc_in = net.encode(mirrored(content))[layer] if b else fc
+            source = adain(fc_in, s_mean, s_std) if b else target
         decode = self.decode or net.decoder
 
         def forward(x):
             with torch.no_grad():
-                moved = adain(net.encode(x)[layer], s_mean, s_std)
-            return decode(moved)
+                moved = adain(net.encode(mirrored(x))[layer], s_mean, s_std)
+            return uncropped(decode(moved))
 
-        output = decode(target)
+        output = uncropped(decode(source))
         fo = net.encode(output, taps)
         c = losses.relative_mse(fo[layer], target)
         s = losses.mean_std_style_loss(fo, fs, cfg.style_layers)
@@ -269,7 +276,7 @@ class AdaINMethod(Method):
         total, parts = _add_artifact_penalties(cfg, total, parts, output, content, forward, step)
         if cfg.identity_weight:
             # AdaIN(f_c, μ(f_c), σ(f_c)) = f_c, so decoding the photo's own features should give the photo back.
-            total = total + cfg.identity_weight * losses.relative_mse(decode(fc), content)
+            total = total + cfg.identity_weight * losses.relative_mse(uncropped(decode(fc_in)), content)
         return StepOutput(total, parts, output)
 
 
