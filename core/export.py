@@ -136,11 +136,10 @@ class OnnxGraph(nn.Module):
     def forward(self, image: torch.Tensor, *inputs: torch.Tensor) -> torch.Tensor:
         if not self.pads_itself:
             return self._network(image, *inputs)
-        # fauve.pipeline.Stylizer._stylize_tensor's padding, with the sides read from the graph's input.
-        m, b = self.model.size_multiple, self.model.border_margin
-        h, w = image.shape[-2], image.shape[-1]
-        pad_h, pad_w = (m - (h + 2 * b) % m) % m, (m - (w + 2 * b) % m) % m
-        padded = torch.nn.functional.pad(image, (b, b + pad_w, b, b + pad_h), mode="reflect")
+        from fauve.pipeline import margin_padding
+
+        b, h, w = self.model.border_margin, image.shape[-2], image.shape[-1]
+        padded = torch.nn.functional.pad(image, margin_padding(h, w, self.model.size_multiple, b), mode="reflect")
         return self._network(padded, *inputs)[..., b:b + h, b:b + w]
 
     def _network(self, image: torch.Tensor, *inputs: torch.Tensor) -> torch.Tensor:

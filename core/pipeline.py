@@ -463,27 +463,26 @@ class Stylizer:
                         progress: Callable[[float], None] | None, cancel: Any, inplace: bool = False) -> torch.Tensor:
         """(1, 3, H, W) CPU float → stylized (1, 3, H, W) CPU float in [0, 1]. ``inplace``: tiled
         output may overwrite ``x`` (the caller does not need the input afterwards)."""
-        m, b = self.model.size_multiple, self.model.border_margin
+        b = self.model.border_margin
         h, w = x.shape[-2:]
-        pad_h, pad_w = (-(h + 2 * b)) % m, (-(w + 2 * b)) % m
-        padding = (b, b + pad_w, b, b + pad_h)
+        padding = margin_padding(h, w, self.model.size_multiple, b)
         reflectable = max(padding) < min(h, w)
         # Untiled: no tiles asked for, or the image fits the memory the tiled path would use
         # anyway for its statistics pass, so one exact pass is the better use of it.
-        untiled = tile is None or (h + 2 * b + pad_h) * (w + 2 * b + pad_w) <= self._stats_budget(tile)
+        untiled = tile is None or (h + padding[2] + padding[3]) * (w + padding[0] + padding[1]) <= self._stats_budget(tile)
         backend = None
         if untiled and cond.masks is None and self._onnx is not None and self._onnx.pads_itself and self.backend == "onnxruntime":
             if reflectable:  # the whole-image ONNX graph mirrors the same margin itself (fauve.export)
                 _check_cancel(cancel)
                 return self._forward(self._prepare(x), cond, None).cpu().clamp_(0.0, 1.0)
             backend = "torch"  # too small for the graph's reflection padding
-        if pad_h or pad_w or b:
+        if any(padding):
             # Reflection needs the picture larger than the pad; a tiny one is extended by replication instead.
             x = F.pad(x, padding, mode="reflect" if reflectable else "replicate")
             inplace = True  # a padded copy: nobody else reads it
         masks = cond.masks
         if masks is not None:
-            masks = F.pad(masks[None], (b, b + pad_w, b, b + pad_h), mode="replicate")[0]
+            masks = F.pad(masks[None], padding, mode="replicate")[0]
         if untiled:
             _check_cancel(cancel)
             out = self._forward(self._prepare(x), cond, None if masks is None else masks.to(self.device), backend=backend).cpu()
@@ -738,6 +737,13 @@ class _Partition:
             for x0 in self.xs:
                 rx = _ramp(self.tw, x0 == 0, x0 + self.tw == self.w, self.context, self.overlap) / self.weight_x[x0:x0 + self.tw].clamp_min(1e-8)
                 yield y0, x0, ry[:, None] * rx[None, :]
+
+
+def margin_padding(h: Any, w: Any, multiple: int, margin: int) -> tuple[Any, Any, Any, Any]:
+    """F.pad's (left, right, top, bottom) around an h × w picture: ``margin`` on every side, and the right and
+    bottom rounded up to a multiple of ``multiple``. Also traced into the ONNX graph (h, w symbolic there)."""
+    pad_h, pad_w = (multiple - (h + 2 * margin) % multiple) % multiple, (multiple - (w + 2 * margin) % multiple) % multiple
+    return margin, margin + pad_w, margin, margin + pad_h
 
 
 def _check_cancel(cancel: Any) -> None:
