@@ -471,7 +471,7 @@ class Stylizer:
         # anyway for its statistics pass, so one exact pass is the better use of it.
         untiled = tile is None or (h + padding[2] + padding[3]) * (w + padding[0] + padding[1]) <= self._stats_budget(tile)
         backend = None
-        if untiled and cond.masks is None and self._onnx is not None and self._onnx.pads_itself and self.backend == "onnxruntime":
+        if untiled and cond.masks is None and self._onnx is not None and self._onnx.pads_itself:
             if reflectable:  # the whole-image ONNX graph mirrors the same margin itself (fauve.export)
                 _check_cancel(cancel)
                 return self._forward(self._prepare(x), cond, None).cpu().clamp_(0.0, 1.0)

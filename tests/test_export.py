@@ -147,8 +147,8 @@ def test_the_file_alone_gives_the_pipelines_picture_at_any_size(method):
     assert np.abs(got - ref).max() < TOL
     if method == "adain":  # the margin is what makes them agree: the bare network differs along the borders
         with torch.no_grad():
-            bare = OnnxGraph(model, frozen_norm=False)._network(torch.from_numpy(picture(48, 64, seed=2)).permute(2, 0, 1)[None],
-                                                                *map(torch.from_numpy, list(feeds.values())[1:]))
+            bare = OnnxGraph(model, pads_itself=False)(torch.from_numpy(picture(48, 64, seed=2)).permute(2, 0, 1)[None],
+                                                       *map(torch.from_numpy, list(feeds.values())[1:]))
         edge = Stylizer(model, device="cpu").run(picture(48, 64, seed=2), style="a")
         assert np.abs(bare[0].permute(1, 2, 0).clamp(0, 1).numpy() - edge)[:4].max() > 1e-3
 
