@@ -47,6 +47,7 @@ from torch import nn
 from fauve.errors import FauveError, ModelFileError
 from fauve.models.base import StyleModel
 from fauve.models.layers import mean_std
+from fauve.pipeline import margin_padding
 
 PADS_ITSELF_KEY = "fauve.pads_itself"
 DEFAULT_OPSET = 17
@@ -136,8 +137,6 @@ class OnnxGraph(nn.Module):
     def forward(self, image: torch.Tensor, *inputs: torch.Tensor) -> torch.Tensor:
         if not self.pads_itself:
             return self._network(image, *inputs)
-        from fauve.pipeline import margin_padding
-
         b, h, w = self.model.border_margin, image.shape[-2], image.shape[-1]
         padded = torch.nn.functional.pad(image, margin_padding(h, w, self.model.size_multiple, b), mode="reflect")
         return self._network(padded, *inputs)[..., b:b + h, b:b + w]
