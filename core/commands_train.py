@@ -75,6 +75,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                             "the picture's VGG features (relu2_2, relu3_3; adain: its encoder's relu2_1, relu3_1) and pixels to the teacher's (fauve.losses.distillation_loss); "
                             "with --init TEACHER --width W the student starts as the teacher pruned to width W")
         p.add_argument("--distill-weight", type=float, default=None, metavar="W", help="weight of the distillation loss (default 30 with --teacher)")
+        if name != "adain":
+            p.add_argument("--distill-only", action="store_true",
+                           help="train on the --teacher's pictures alone: pixel L1 (fauve.losses.pixel_distillation_loss), no VGG loss network "
+                                "(~3× the steps per hour on a CPU; not in the papers; msgnet: a painting per sample). For a student that "
+                                "has not learnt to tell its styles apart (docs/training.md, session 21); content and style are not "
+                                "computed (NaN in losses.csv)")
         p.add_argument("--content-layers", type=_layers, default=None, help=f"default {','.join(d.content_layers)}")
         p.add_argument("--style-layers", type=_layers, default=None, help=f"default {','.join(d.style_layers)}")
         p.add_argument("--width", type=float, default=None, help="channel width multiplier (0.5 halves every layer)")
@@ -160,6 +166,7 @@ def run(args) -> int:
         identity_weight=getattr(args, "identity_weight", 0.0), margin=getattr(args, "margin", 0), adain_layer=getattr(args, "adain_layer", None), style_stat=getattr(args, "style_stat", None),
         teacher=getattr(args, "teacher", None),
         distill_weight=_distill_weight(args),
+        distill_only=getattr(args, "distill_only", False),
         sample_images=args.sample_images,
     )
     out = train(cfg)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import signal
 import socket
@@ -431,6 +432,25 @@ def test_msgnet_and_adain_distil_a_dumoulin_teacher_of_the_same_paintings_and_re
     proc = fauve("train", "adain", "--content", content, "--styles", styles, "-o", str(tmp_path / "y"), "--iters", "2", *TINY,
                  "--teacher", str(student), check=False)
     assert proc.returncode == 2 and "distils from dumoulin" in proc.stderr
+
+
+def test_msgnet_distils_a_dumoulin_teacher_on_pixels_alone_and_distill_only_needs_a_teacher(train_data, tmp_path):
+    content, styles = str(train_data["content"]), str(train_data["styles"])
+    teacher, student = tmp_path / "dumoulin", tmp_path / "msgnet"
+    fauve("train", "dumoulin", "--content", content, "--styles", styles, "-o", str(teacher), "--iters", "10", *TINY)
+    fauve("train", "msgnet", "--content", content, "--styles", styles, "-o", str(student), "--iters", "40", *TINY,
+          "--lr", "3e-3", "--teacher", str(teacher), "--distill-weight", "1", "--distill-only")
+    curve = losses(student, "distill")
+    assert len(curve) == 40 and sum(curve[-5:]) / 5 < 0.7 * sum(curve[:5]) / 5, curve
+    # No loss network ran: content and style were not computed, and the loss is the pixel distance alone.
+    assert all(math.isnan(v) for v in losses(student, "content") + losses(student, "style"))
+    assert losses(student, "loss") == pytest.approx(curve, rel=1e-3)  # the log keeps 4 digits of distill
+    training = json.loads((student / "config.json").read_text())["training"]
+    assert training["distill_only"] is True and set(training["final_losses"]) == {"loss", "tv", "distill"}
+    for method, extra in (("msgnet", []), ("adain", ["--teacher", str(teacher)])):
+        proc = fauve("train", method, "--content", content, "--styles", styles, "-o", str(tmp_path / method / "x"), "--iters", "2", *TINY,
+                     "--distill-only", *extra, check=False)
+        assert proc.returncode == 2 and "--distill-only" in proc.stderr, proc.stderr
 
 
 def test_bf16_on_the_cpu_trains_like_fp32_and_fp16_on_the_cpu_is_refused(train_data, tmp_path):

@@ -76,6 +76,7 @@ class TrainConfig:
     style_stat: str | None = None  # msgnet: what CoMatch takes of the style, gram (the paper's, default) or covariance
     teacher: str | None = None  # a trained model of the same styles to distil from (same method; msgnet/adain: also dumoulin)
     distill_weight: float = 0.0  # weight of losses.distillation_loss to the teacher's pictures
+    distill_only: bool = False  # train on the teacher's pictures alone: pixel L1, no loss network
     pruned_from_width: float | None = None  # set by --init when --width asks for a slimmer net than the model's
     sample_images: list[str] = field(default_factory=list)
 
@@ -150,6 +151,10 @@ def validate(cfg: TrainConfig) -> None:
                          "Use --margin 16 (what the pipeline mirrors around adain's pictures), or drop it.")
     if cfg.distill_weight and not cfg.teacher:
         raise FauveError("--distill-weight needs a --teacher model.", "Add --teacher MODEL (a trained model of the same method and styles).")
+    if cfg.distill_only and (not cfg.teacher or cfg.method == "adain"):
+        raise FauveError(f"--distill-only trains on a teacher's pictures alone; {cfg.method} run without --teacher."
+                         if cfg.method != "adain" else "--distill-only is for the fixed-style generators and msgnet, not adain.",
+                         "Add --teacher MODEL, or drop --distill-only." if cfg.method != "adain" else "Drop --distill-only.")
     find_images(cfg.content)
 
 
@@ -270,13 +275,15 @@ def train(cfg: TrainConfig) -> Path:
             for (logged, _), (loss, c, st, tv, gn, lat, dis, stp, sh) in zip(pending, values):
                 if not math.isfinite(loss):
                     raise FauveError(f"Training diverged at step {logged - 1} (loss {loss}).", "Lower --lr or --style-weight and resume from the last checkpoint with --resume.")
-                last = {"loss": loss, "content": c, "style": st, "tv": tv}
+                # --distill-only computes neither content nor style (NaN in the log): the card then shows the distillation loss.
+                last = {"loss": loss, **{k: v for k, v in (("content", c), ("style", st)) if math.isfinite(v)}, "tv": tv,
+                        **({"distill": dis} if cfg.distill_only else {})}
                 if is_main:
-                    writer.writerow([logged, *(f"{last[k]:.6g}" for k in ("loss", "content", "style", "tv")), f"{time.perf_counter() - t0:.2f}", len(stream.skipped), f"{gn:.4g}", f"{lat:.4g}", f"{dis:.4g}", f"{stp:.4g}", f"{sh:.4g}"])
+                    writer.writerow([logged, *(f"{v:.6g}" for v in (loss, c, st, tv)), f"{time.perf_counter() - t0:.2f}", len(stream.skipped), f"{gn:.4g}", f"{lat:.4g}", f"{dis:.4g}", f"{stp:.4g}", f"{sh:.4g}"])
             pending.clear()
             if is_main:
                 log_file.flush()
-                bar.set_postfix(loss=f"{last['loss']:.3f}", c=f"{last['content']:.3f}", s=f"{last['style']:.3f}")
+                bar.set_postfix({"loss": f"{last['loss']:.3f}", **{k[0]: f"{last[k]:.3f}" for k in ("content", "style", "distill") if k in last}})
         if is_main:
             if sample_now:
                 _write_samples(model, method, cfg, device, out / "samples" / f"step{done:06d}.png")
@@ -447,7 +454,7 @@ def _export(model, method, cfg: TrainConfig, out: Path, last: dict, skipped: int
     export.loss_net = method.vgg.source_info() if hasattr(method, "vgg") else {"name": "vgg16", "source": export.vgg_source}
     export.training_recipe = {
         "content_data": str(cfg.content), "size": cfg.size, "style_size": cfg.style_size, "batch_size": cfg.batch_size,
-        "iters": steps, **({"planned_iters": cfg.iters} if steps != cfg.iters else {}), "lr": cfg.lr, **({"warmup": cfg.warmup} if cfg.warmup else {}), **({"clip_grad": cfg.clip_grad} if cfg.clip_grad else {}), **({"style_lr_mult": cfg.style_lr_mult} if cfg.style_lr_mult != 1.0 else {}), **({"identity_weight": cfg.identity_weight} if cfg.identity_weight else {}), **({"margin": cfg.margin} if cfg.margin else {}), **({"teacher": Path(cfg.teacher).resolve().name, "distill_weight": cfg.distill_weight} if cfg.teacher else {}), "content_layers": list(cfg.content_layers), "style_layers": list(cfg.style_layers),
+        "iters": steps, **({"planned_iters": cfg.iters} if steps != cfg.iters else {}), "lr": cfg.lr, **({"warmup": cfg.warmup} if cfg.warmup else {}), **({"clip_grad": cfg.clip_grad} if cfg.clip_grad else {}), **({"style_lr_mult": cfg.style_lr_mult} if cfg.style_lr_mult != 1.0 else {}), **({"identity_weight": cfg.identity_weight} if cfg.identity_weight else {}), **({"margin": cfg.margin} if cfg.margin else {}), **({"teacher": Path(cfg.teacher).resolve().name, "distill_weight": cfg.distill_weight} if cfg.teacher else {}), **({"distill_only": True} if cfg.distill_only else {}), "content_layers": list(cfg.content_layers), "style_layers": list(cfg.style_layers),
         "content_weight": cfg.content_weight, "style_weight": cfg.style_weight, "tv_weight": cfg.tv_weight, **({"lattice_weight": cfg.lattice_weight} if cfg.lattice_weight else {}), **({"stripe_weight": cfg.stripe_weight} if cfg.stripe_weight else {}), **({"shift_weight": cfg.shift_weight} if cfg.shift_weight else {}),
         "seed": cfg.seed, "hardware": _hardware(next(model.parameters()).device), "precision": cfg.precision, **({"init_from": Path(cfg.init_from).resolve().name} if cfg.init_from else {}), **({"pruned_from_width": cfg.pruned_from_width} if cfg.pruned_from_width else {}), **({"add_style_from": Path(cfg.add_style_from).resolve().name, "trained_styles": list(method.style_names)} if cfg.add_style_from else {}), "final_losses": last, "skipped_images": skipped,
     }

@@ -111,6 +111,12 @@ class Method:
         """The step's loss of ``output`` (the model's picture of ``content``); ``forward`` (the model with the step's
         styles) is needed only with ``--shift-weight``."""
         cfg = self.cfg
+        if cfg.distill_only:
+            nan = torch.full((), float("nan"), device=output.device)
+            distill = losses.pixel_distillation_loss(output, teacher_output)
+            parts = {"content": nan, "style": nan, "tv": losses.total_variation(output).detach(), "distill": distill.detach()}
+            total, parts = _add_artifact_penalties(cfg, cfg.distill_weight * distill, parts, output, content, forward, step)
+            return StepOutput(total, parts, output)
         with torch.no_grad():
             content_feats = self.vgg(content, cfg.content_layers)
             teacher_feats = self.vgg(teacher_output, losses.DISTILL_LAYERS) if teacher_output is not None else None
@@ -181,16 +187,26 @@ class MSGNetMethod(Method):
                            residual_output=self.cfg.residual_output, style_stat=self.cfg.style_stat or "gram",
                            upsample=self.cfg.upsample or "nearest")
 
-    def loss(self, model, content, step):
-        # Zhang & Dana cycle styles per batch: every sample of a batch shares one style.
-        i = step % len(self.styles)
-        style = self.styles[i].to(self.device)
-        gen = torch.Generator().manual_seed(self.cfg.seed * 15_485_863 + step)
+    def _jittered_style(self, i: int, step: int, k: int = 0) -> torch.Tensor:
+        gen = torch.Generator().manual_seed(self.cfg.seed * 15_485_863 + step + k * 7_919)
         scale = 0.75 + 0.5 * torch.rand((), generator=gen).item()
+        style = self.styles[i].to(self.device)
         h, w = style.shape[-2:]
-        style = torch.nn.functional.interpolate(style, size=(max(16, round(h * scale)), max(16, round(w * scale))), mode="bilinear", antialias=True, align_corners=False)
+        return torch.nn.functional.interpolate(style, size=(max(16, round(h * scale)), max(16, round(w * scale))), mode="bilinear", antialias=True, align_corners=False)
+
+    def loss(self, model, content, step):
         net = model.module if hasattr(model, "module") else model
-        gram = net.style_gram(style)
+        if self.cfg.distill_only:
+            # The teacher's pictures are the targets, so each sample can have its own painting (no Gram target to batch):
+            # every step then shows the net several styles on the same kind of photo, the contrast it has to learn.
+            idx = self.pick_styles(step, content.shape[0])
+            gram = torch.cat([net.style_gram(self._jittered_style(i, step, k)) for k, i in enumerate(idx.tolist())])
+            weights = torch.nn.functional.one_hot(idx, len(self.styles)).float().to(content.device)
+        else:
+            # Zhang & Dana cycle styles per batch: every sample of a batch shares one style.
+            i = step % len(self.styles)
+            gram = net.style_gram(self._jittered_style(i, step))
+            weights = torch.eye(len(self.styles), device=content.device)[i]
 
         def forward(x):
             return model(x, target_gram=gram)
@@ -199,8 +215,9 @@ class MSGNetMethod(Method):
         teacher_output = None
         if self.teacher is not None:
             with torch.no_grad():
-                teacher_output = self.teacher(content, torch.eye(len(self.styles), device=content.device)[i])
-        return self.perceptual(output, content, self.vgg_grams[i], teacher_output, forward, step)
+                teacher_output = self.teacher(content, weights)
+        target = None if self.cfg.distill_only else self.vgg_grams[i]
+        return self.perceptual(output, content, target, teacher_output, forward, step)
 
 
 class AdaINMethod(Method):
