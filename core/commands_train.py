@@ -77,8 +77,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--distill-weight", type=float, default=None, metavar="W", help="weight of the distillation loss (default 30 with --teacher)")
         if name != "adain":
             p.add_argument("--distill-only", action="store_true",
-                           help="train on the --teacher's pictures alone: pixel L1 (fauve.losses.pixel_distillation_loss), no VGG loss network "
-                                "(~3× the steps per hour on a CPU; not in the papers; msgnet: a painting per sample). For a student that "
+                           help="train on the --teacher's pictures alone: the distillation loss without content or style loss, so the "
+                                "loss network runs only to relu3_3 (not in the papers; msgnet: a painting per sample). For a student that "
                                 "has not learnt to tell its styles apart (docs/training.md, session 21); content and style are not "
                                 "computed (NaN in losses.csv)")
         p.add_argument("--content-layers", type=_layers, default=None, help=f"default {','.join(d.content_layers)}")

@@ -74,13 +74,7 @@ def distillation_loss(output: torch.Tensor, teacher: torch.Tensor, features: Map
     on the loss network's ``layers`` (a content loss whose target is the teacher's picture: strokes
     and edges must be where the teacher puts them, which a pixel loss alone would blur into their
     average) plus pixel L1 for the colours."""
-    return content_loss(features, teacher_features, layers) + pixel_distillation_loss(output, teacher)
-
-
-def pixel_distillation_loss(output: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
-    """|o − t|₁, the mean over pixels: ``fauve train --distill-only``'s whole loss (no loss network, so a
-    step costs a fraction of a perceptual one on a CPU)."""
-    return (output.float() - teacher.float()).abs().mean()
+    return content_loss(features, teacher_features, layers) + (output.float() - teacher.float()).abs().mean()
 
 
 LATTICE_PERIOD = 8  # its lattice holds the 2 and 4 px lattices' bins too

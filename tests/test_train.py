@@ -434,7 +434,7 @@ def test_msgnet_and_adain_distil_a_dumoulin_teacher_of_the_same_paintings_and_re
     assert proc.returncode == 2 and "distils from dumoulin" in proc.stderr
 
 
-def test_msgnet_distils_a_dumoulin_teacher_on_pixels_alone_and_distill_only_needs_a_teacher(train_data, tmp_path):
+def test_msgnet_distils_a_dumoulin_teacher_alone_with_distill_only_which_needs_a_teacher(train_data, tmp_path):
     content, styles = str(train_data["content"]), str(train_data["styles"])
     teacher, student = tmp_path / "dumoulin", tmp_path / "msgnet"
     fauve("train", "dumoulin", "--content", content, "--styles", styles, "-o", str(teacher), "--iters", "10", *TINY)
@@ -442,7 +442,7 @@ def test_msgnet_distils_a_dumoulin_teacher_on_pixels_alone_and_distill_only_need
           "--lr", "3e-3", "--teacher", str(teacher), "--distill-weight", "1", "--distill-only")
     curve = losses(student, "distill")
     assert len(curve) == 40 and sum(curve[-5:]) / 5 < 0.7 * sum(curve[:5]) / 5, curve
-    # No loss network ran: content and style were not computed, and the loss is the pixel distance alone.
+    # Content and style were not computed: the loss is the distance to the teacher's pictures alone.
     assert all(math.isnan(v) for v in losses(student, "content") + losses(student, "style"))
     assert losses(student, "loss") == pytest.approx(curve, rel=1e-3)  # the log keeps 4 digits of distill
     training = json.loads((student / "config.json").read_text())["training"]

@@ -112,8 +112,11 @@ class Method:
         styles) is needed only with ``--shift-weight``."""
         cfg = self.cfg
         if cfg.distill_only:
+            # The teacher's picture is the only target: no content or style loss, and VGG runs only to relu3_3.
+            with torch.no_grad():
+                teacher_feats = self.vgg(teacher_output, losses.DISTILL_LAYERS)
+            distill = losses.distillation_loss(output, teacher_output, self.vgg(output, losses.DISTILL_LAYERS), teacher_feats)
             nan = torch.full((), float("nan"), device=output.device)
-            distill = losses.pixel_distillation_loss(output, teacher_output)
             parts = {"content": nan, "style": nan, "tv": losses.total_variation(output).detach(), "distill": distill.detach()}
             total, parts = _add_artifact_penalties(cfg, cfg.distill_weight * distill, parts, output, content, forward, step)
             return StepOutput(total, parts, output)
