@@ -1,0 +1,72 @@
+#!/usr/bin/env python
+"""Probe (docs/training.md, session 21): msgnet-16 distilled from dumoulin-16 on pixels, each photo crop shown
+with two different paintings, plus W × the L1 between the student's and the teacher's *difference* of the two
+pictures, so the gradient is about what tells the styles apart rather than what they share. Not a trainer
+option: `fauve train msgnet --teacher dumoulin-16 --distill-only` is the kept, resumable version without the
+difference term. Writes OUT/log.csv (step, pixel L1, difference L1, seconds) and a model folder every 250 steps.
+
+    FAUVE_DATA=../shared/data python scripts/experiments/msgnet-contrast-probe.py INIT OUT [--weight 4] [--steps N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from fauve.models import load_model
+from fauve.train.data import find_images, load_style, random_crop, read_rgb
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = Path(os.environ.get("FAUVE_DATA", ROOT.parent / "shared" / "data"))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("init", help="an msgnet model of dumoulin-16's sixteen paintings (e.g. runs/m16-covkd256)")
+    ap.add_argument("out")
+    ap.add_argument("--teacher", default=str(ROOT / "hub_models" / "dumoulin-16"))
+    ap.add_argument("--weight", type=float, default=4.0, help="weight of the difference term (0: plain pixel distillation)")
+    ap.add_argument("--steps", type=int, default=100_000)
+    ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--lr", type=float, default=5e-4)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    student = load_model(args.init).float().train()
+    teacher = load_model(args.teacher).float().eval().requires_grad_(False)
+    sources = json.loads((Path(args.teacher) / "config.json").read_text())["style_sources"]
+    styles = [load_style(DATA / "styles" / Path(s).name, 256) for s in sources]
+    photos = [t for t in (read_rgb(p) for p in find_images(DATA / "content-train")) if t is not None]
+    opt = torch.optim.Adam(student.parameters(), lr=args.lr)
+    gen = torch.Generator().manual_seed(1)
+    t0, log = time.time(), open(out / "log.csv", "a")
+    for step in range(1, args.steps + 1):
+        a, b = (random_crop(photos[i], args.size, gen) for i in torch.randint(0, len(photos), (2,), generator=gen))
+        x = torch.stack([a, a, b, b])
+        picked = torch.randperm(len(styles), generator=gen)[:4]
+        grams = torch.cat([student.style_gram(styles[i]) for i in picked.tolist()])
+        with torch.no_grad():
+            target = teacher(x, F.one_hot(picked, len(styles)).float())
+        y = student(x, target_gram=grams)
+        pixels = (y - target).abs().mean()
+        difference = ((y[0::2] - y[1::2]) - (target[0::2] - target[1::2])).abs().mean()
+        loss = pixels + args.weight * difference
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        print(f"{step},{pixels.item():.5f},{difference.item():.5f},{time.time() - t0:.1f}", file=log, flush=True)
+        if step % 250 == 0:
+            with torch.no_grad():
+                student.set_style_grams(styles)
+            student.save_pretrained(out / f"step{step:06d}")
+
+
+if __name__ == "__main__":
+    main()
