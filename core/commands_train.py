@@ -77,7 +77,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--distill-weight", type=float, default=None, metavar="W", help="weight of the distillation loss (default 30 with --teacher)")
         if name != "adain":
             p.add_argument("--distill-only", action="store_true",
-                           help="train on the --teacher's pictures alone: the distillation loss without content or style loss, so the "
+                           help="train on the --teacher's pictures alone: the distillation loss (plus --tv-weight and the artefact penalties) without content or style loss, so the "
                                 "loss network runs only to relu3_3 (not in the papers; msgnet: a painting per sample). For a student that "
                                 "has not learnt to tell its styles apart (docs/training.md, session 21); content and style are not "
                                 "computed (NaN in losses.csv)")

@@ -76,7 +76,7 @@ class TrainConfig:
     style_stat: str | None = None  # msgnet: what CoMatch takes of the style, gram (the paper's, default) or covariance
     teacher: str | None = None  # a trained model of the same styles to distil from (same method; msgnet/adain: also dumoulin)
     distill_weight: float = 0.0  # weight of losses.distillation_loss to the teacher's pictures
-    distill_only: bool = False  # train on the teacher's pictures alone: pixel L1, no loss network
+    distill_only: bool = False  # train on the teacher's pictures alone: the distillation loss, no content or style loss
     pruned_from_width: float | None = None  # set by --init when --width asks for a slimmer net than the model's
     sample_images: list[str] = field(default_factory=list)
 

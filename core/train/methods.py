@@ -116,9 +116,10 @@ class Method:
             with torch.no_grad():
                 teacher_feats = self.vgg(teacher_output, losses.DISTILL_LAYERS)
             distill = losses.distillation_loss(output, teacher_output, self.vgg(output, losses.DISTILL_LAYERS), teacher_feats)
+            tv = losses.total_variation(output)
             nan = torch.full((), float("nan"), device=output.device)
-            parts = {"content": nan, "style": nan, "tv": losses.total_variation(output).detach(), "distill": distill.detach()}
-            total, parts = _add_artifact_penalties(cfg, cfg.distill_weight * distill, parts, output, content, forward, step)
+            parts = {"content": nan, "style": nan, "tv": tv.detach(), "distill": distill.detach()}
+            total, parts = _add_artifact_penalties(cfg, cfg.distill_weight * distill + cfg.tv_weight * tv, parts, output, content, forward, step)
             return StepOutput(total, parts, output)
         with torch.no_grad():
             content_feats = self.vgg(content, cfg.content_layers)
