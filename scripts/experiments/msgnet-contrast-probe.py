@@ -1,9 +1,9 @@
 #!/usr/bin/env python
 """Probe (docs/training.md, session 21): msgnet-16 distilled from dumoulin-16 on pixels, each photo crop shown
 with two different paintings, plus W × the L1 between the student's and the teacher's *difference* of the two
-pictures, so the gradient is about what tells the styles apart rather than what they share. Not a trainer
-option: `fauve train msgnet --teacher dumoulin-16 --distill-only` is the kept, resumable version without the
-difference term. Writes OUT/log.csv (step, pixel L1, difference L1, seconds) and a model folder every 250 steps.
+pictures, so the gradient is about what tells the styles apart rather than what they share. The trainer's
+resumable version (session 22) is `fauve train msgnet --teacher dumoulin-16 --distill-only --contrast-weight W`,
+which also keeps the distillation's VGG features (slower on a CPU: ~1.7 s/step one thread against ~0.6 here). Writes OUT/log.csv (step, pixel L1, difference L1, seconds) and a model folder every 250 steps.
 
     FAUVE_DATA=../shared/data python scripts/experiments/msgnet-contrast-probe.py INIT OUT [--weight 4] [--steps N]
 """
