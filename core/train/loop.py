@@ -78,6 +78,7 @@ class TrainConfig:
     distill_weight: float = 0.0  # weight of losses.distillation_loss to the teacher's pictures
     distill_only: bool = False  # train on the teacher's pictures alone: the distillation loss, no content or style loss
     contrast_weight: float = 0.0  # msgnet --distill-only: weight of losses.style_contrast_loss (pairs: one crop, two paintings)
+    fixed_crops: int = 0  # > 0: train on this many crops cut once from the photos instead of fresh crops every step
     pruned_from_width: float | None = None  # set by --init when --width asks for a slimmer net than the model's
     sample_images: list[str] = field(default_factory=list)
 
@@ -160,6 +161,8 @@ def validate(cfg: TrainConfig) -> None:
         raise FauveError(f"--contrast-weight needs msgnet with --teacher, --distill-only and an even --batch-size; got {cfg.method}"
                          f"{'' if cfg.distill_only else ' without --distill-only'}, batch {cfg.batch_size}.",
                          "Add --distill-only and an even --batch-size (pairs of samples share a photo crop), or drop --contrast-weight.")
+    if cfg.fixed_crops < 0:
+        raise FauveError(f"--fixed-crops {cfg.fixed_crops} is negative.", "Pass a number of crops (e.g. 16), or 0 for fresh crops every step.")
     if cfg.contrast_weight and len(cfg.styles) < 2:
         raise FauveError("--contrast-weight compares pictures of two paintings; this run has one.", "Pass at least two --style paintings.")
     find_images(cfg.content)
@@ -232,7 +235,7 @@ def train(cfg: TrainConfig) -> Path:
     if cfg.compile:
         forward_model = torch.compile(forward_model)
 
-    stream = ImageStream(find_images(cfg.content), cfg.size, cfg.batch_size, seed=cfg.seed, rank=rank, world=world)
+    stream = ImageStream(find_images(cfg.content), cfg.size, cfg.batch_size, seed=cfg.seed, rank=rank, world=world, fixed_crops=cfg.fixed_crops)
     log_path = out / "losses.csv"
     log_file = None
     if is_main:
@@ -461,7 +464,7 @@ def _export(model, method, cfg: TrainConfig, out: Path, last: dict, skipped: int
     export.loss_net = method.vgg.source_info() if hasattr(method, "vgg") else {"name": "vgg16", "source": export.vgg_source}
     export.training_recipe = {
         "content_data": str(cfg.content), "size": cfg.size, "style_size": cfg.style_size, "batch_size": cfg.batch_size,
-        "iters": steps, **({"planned_iters": cfg.iters} if steps != cfg.iters else {}), "lr": cfg.lr, **({"warmup": cfg.warmup} if cfg.warmup else {}), **({"clip_grad": cfg.clip_grad} if cfg.clip_grad else {}), **({"style_lr_mult": cfg.style_lr_mult} if cfg.style_lr_mult != 1.0 else {}), **({"identity_weight": cfg.identity_weight} if cfg.identity_weight else {}), **({"margin": cfg.margin} if cfg.margin else {}), **({"teacher": Path(cfg.teacher).resolve().name, "distill_weight": cfg.distill_weight} if cfg.teacher else {}), **({"distill_only": True} if cfg.distill_only else {}), **({"contrast_weight": cfg.contrast_weight} if cfg.contrast_weight else {}), "content_layers": list(cfg.content_layers), "style_layers": list(cfg.style_layers),
+        "iters": steps, **({"planned_iters": cfg.iters} if steps != cfg.iters else {}), "lr": cfg.lr, **({"warmup": cfg.warmup} if cfg.warmup else {}), **({"clip_grad": cfg.clip_grad} if cfg.clip_grad else {}), **({"style_lr_mult": cfg.style_lr_mult} if cfg.style_lr_mult != 1.0 else {}), **({"identity_weight": cfg.identity_weight} if cfg.identity_weight else {}), **({"margin": cfg.margin} if cfg.margin else {}), **({"teacher": Path(cfg.teacher).resolve().name, "distill_weight": cfg.distill_weight} if cfg.teacher else {}), **({"distill_only": True} if cfg.distill_only else {}), **({"contrast_weight": cfg.contrast_weight} if cfg.contrast_weight else {}), **({"fixed_crops": cfg.fixed_crops} if cfg.fixed_crops else {}), "content_layers": list(cfg.content_layers), "style_layers": list(cfg.style_layers),
         "content_weight": cfg.content_weight, "style_weight": cfg.style_weight, "tv_weight": cfg.tv_weight, **({"lattice_weight": cfg.lattice_weight} if cfg.lattice_weight else {}), **({"stripe_weight": cfg.stripe_weight} if cfg.stripe_weight else {}), **({"shift_weight": cfg.shift_weight} if cfg.shift_weight else {}),
         "seed": cfg.seed, "hardware": _hardware(next(model.parameters()).device), "precision": cfg.precision, **({"init_from": Path(cfg.init_from).resolve().name} if cfg.init_from else {}), **({"pruned_from_width": cfg.pruned_from_width} if cfg.pruned_from_width else {}), **({"add_style_from": Path(cfg.add_style_from).resolve().name, "trained_styles": list(method.style_names)} if cfg.add_style_from else {}), "final_losses": last, "skipped_images": skipped,
     }

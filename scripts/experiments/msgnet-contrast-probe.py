@@ -26,6 +26,19 @@ ROOT = Path(__file__).resolve().parents[2]
 DATA = Path(os.environ.get("FAUVE_DATA", ROOT.parent / "shared" / "data"))
 
 
+class MeanPassingNorm(torch.nn.Module):
+    """--pass-mean: the last instance norm plus α ⊙ μ(x), α per channel from 0 (the same function at the start),
+    so the channel means CoMatch sets (a linear function of the style's matrix) can reach the output's colours."""
+
+    def __init__(self, norm: torch.nn.Module) -> None:
+        super().__init__()
+        self.norm = norm
+        self.alpha = torch.nn.Parameter(torch.zeros(1, norm.num_features, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(x) + self.alpha * x.mean(dim=(2, 3), keepdim=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("init", help="an msgnet model of dumoulin-16's sixteen paintings (e.g. runs/m16-covkd256)")
@@ -35,11 +48,14 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=100_000)
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--pass-mean", action="store_true", help="probe: let the channel means past the last instance norm (MeanPassingNorm)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     student = load_model(args.init).float().train()
+    if args.pass_mean:
+        student.decoder[-3] = MeanPassingNorm(student.decoder[-3])
     teacher = load_model(args.teacher).float().eval().requires_grad_(False)
     sources = json.loads((Path(args.teacher) / "config.json").read_text())["style_sources"]
     styles = [load_style(DATA / "styles" / Path(s).name, 256) for s in sources]
@@ -65,7 +81,11 @@ def main() -> None:
         if step % 250 == 0:
             with torch.no_grad():
                 student.set_style_grams(styles)
-            student.save_pretrained(out / f"step{step:06d}")
+            if args.pass_mean:
+                torch.save({k: v for k, v in student.state_dict().items()}, out / f"step{step:06d}.pt")
+                print(f"step {step}: |alpha| {student.decoder[-3].alpha.abs().mean().item():.4f}", flush=True)
+            else:
+                student.save_pretrained(out / f"step{step:06d}")
 
 
 if __name__ == "__main__":
