@@ -81,16 +81,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                                 "loss network runs only to relu3_3 (not in the papers; msgnet: a painting per sample). For a student that "
                                 "has not learnt to tell its styles apart (docs/training.md, session 21); content and style are not "
                                 "computed (NaN in losses.csv)")
-        if name == "msgnet":
-            p.add_argument("--contrast-weight", type=float, default=0.0, metavar="W",
-                           help="with --distill-only: pairs of samples share a photo crop and get two different paintings, and W × the "
-                                "distance between the student's and the teacher's difference of the two pictures is added "
-                                "(fauve.losses.style_contrast_loss; not in the papers): a gradient about what tells the styles apart "
-                                "(docs/training.md, session 22); needs an even --batch-size")
-        p.add_argument("--fixed-crops", type=int, default=0, metavar="N",
-                       help="cut N crops from the photos once and draw every batch from them (no flips or new crops after), instead "
-                            "of fresh crops every step (not in the papers): a student distilled from a --teacher learns its styles "
-                            "apart faster on a few crops it sees again and again (docs/training.md, session 22); 0: off")
         p.add_argument("--content-layers", type=_layers, default=None, help=f"default {','.join(d.content_layers)}")
         p.add_argument("--style-layers", type=_layers, default=None, help=f"default {','.join(d.style_layers)}")
         p.add_argument("--width", type=float, default=None, help="channel width multiplier (0.5 halves every layer)")
@@ -177,8 +167,6 @@ def run(args) -> int:
         teacher=getattr(args, "teacher", None),
         distill_weight=_distill_weight(args),
         distill_only=getattr(args, "distill_only", False),
-        contrast_weight=getattr(args, "contrast_weight", 0.0),
-        fixed_crops=args.fixed_crops,
         sample_images=args.sample_images,
     )
     out = train(cfg)

@@ -77,18 +77,6 @@ def distillation_loss(output: torch.Tensor, teacher: torch.Tensor, features: Map
     return content_loss(features, teacher_features, layers) + (output.float() - teacher.float()).abs().mean()
 
 
-def style_contrast_loss(output: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
-    """How far what tells two styles apart in the student's pictures is from the teacher's (not in the
-    papers; docs/training.md, session 21). Samples come in pairs, the same photo crop with two paintings:
-
-        |(o_a − o_b) − (t_a − t_b)|₁ (mean over pixels and pairs)
-
-    The plain distillation loss is mostly about what the styles share; this term's gradient is only
-    about how they differ."""
-    o, t = output.float(), teacher.float()
-    return ((o[0::2] - o[1::2]) - (t[0::2] - t[1::2])).abs().mean()
-
-
 LATTICE_PERIOD = 8  # its lattice holds the 2 and 4 px lattices' bins too
 
 

@@ -91,36 +91,13 @@ class ImageStream:
     rank: int = 0
     world: int = 1
     skipped: set[str] = field(default_factory=set)
-    fixed_crops: int = 0  # > 0: every batch is drawn from this many crops, cut once (``--fixed-crops``)
-    _pool: torch.Tensor | None = field(default=None, init=False, repr=False)
 
     def _order(self, epoch: int) -> torch.Tensor:
         gen = torch.Generator().manual_seed(self.seed * 7919 + epoch)
         return torch.randperm(len(self.files), generator=gen)
 
-    def pool(self) -> torch.Tensor:
-        """The ``fixed_crops`` crops (N, 3, size, size): one random crop of each photo in the first epoch's order,
-        more per photo when N exceeds the folder; a function of the seed alone, the same on every rank."""
-        if self._pool is None:
-            crops, order, k = [], self._order(0), 0
-            while len(crops) < self.fixed_crops:
-                if k >= len(self.files) and not crops:
-                    raise InputImageError("No readable images in the content folder.", "Check that the files are valid JPEG/PNG images.")
-                path = self.files[int(order[k % len(self.files)])]
-                img = read_rgb(path)
-                gen = torch.Generator().manual_seed(self.seed * 2_750_159 + k)
-                k += 1
-                if img is None or min(img.shape[-2:]) < 16:
-                    self.skipped.add(str(path))
-                    continue
-                crops.append(random_crop(img, self.size, gen))
-            self._pool = torch.stack(crops)
-        return self._pool
-
     def batch(self, step: int) -> torch.Tensor:
         gen = torch.Generator().manual_seed((self.seed * 1_000_003 + step) * 131 + self.rank)
-        if self.fixed_crops:
-            return self.pool()[torch.randint(0, self.fixed_crops, (self.batch_size,), generator=gen)]
         per_step = self.batch_size * self.world
         start = step * per_step + self.rank * self.batch_size
         crops = []

@@ -77,8 +77,6 @@ class TrainConfig:
     teacher: str | None = None  # a trained model of the same styles to distil from (same method; msgnet/adain: also dumoulin)
     distill_weight: float = 0.0  # weight of losses.distillation_loss to the teacher's pictures
     distill_only: bool = False  # train on the teacher's pictures alone: the distillation loss, no content or style loss
-    contrast_weight: float = 0.0  # msgnet --distill-only: weight of losses.style_contrast_loss (pairs: one crop, two paintings)
-    fixed_crops: int = 0  # > 0: train on this many crops cut once from the photos instead of fresh crops every step
     pruned_from_width: float | None = None  # set by --init when --width asks for a slimmer net than the model's
     sample_images: list[str] = field(default_factory=list)
 
@@ -157,14 +155,6 @@ def validate(cfg: TrainConfig) -> None:
         raise FauveError(f"--distill-only trains on a teacher's pictures alone; {cfg.method} run without --teacher."
                          if cfg.method != "adain" else "--distill-only is for the fixed-style generators and msgnet, not adain.",
                          "Add --teacher MODEL, or drop --distill-only." if cfg.method != "adain" else "Drop --distill-only.")
-    if cfg.contrast_weight and (cfg.method != "msgnet" or not cfg.distill_only or cfg.batch_size % 2):
-        raise FauveError(f"--contrast-weight needs msgnet with --teacher, --distill-only and an even --batch-size; got {cfg.method}"
-                         f"{'' if cfg.distill_only else ' without --distill-only'}, batch {cfg.batch_size}.",
-                         "Add --distill-only and an even --batch-size (pairs of samples share a photo crop), or drop --contrast-weight.")
-    if cfg.fixed_crops < 0:
-        raise FauveError(f"--fixed-crops {cfg.fixed_crops} is negative.", "Pass a number of crops (e.g. 16), or 0 for fresh crops every step.")
-    if cfg.contrast_weight and len(cfg.styles) < 2:
-        raise FauveError("--contrast-weight compares pictures of two paintings; this run has one.", "Pass at least two --style paintings.")
     find_images(cfg.content)
 
 
@@ -235,7 +225,7 @@ def train(cfg: TrainConfig) -> Path:
     if cfg.compile:
         forward_model = torch.compile(forward_model)
 
-    stream = ImageStream(find_images(cfg.content), cfg.size, cfg.batch_size, seed=cfg.seed, rank=rank, world=world, fixed_crops=cfg.fixed_crops)
+    stream = ImageStream(find_images(cfg.content), cfg.size, cfg.batch_size, seed=cfg.seed, rank=rank, world=world)
     log_path = out / "losses.csv"
     log_file = None
     if is_main:
@@ -246,7 +236,7 @@ def train(cfg: TrainConfig) -> Path:
         log_file = open(log_path, "w" if new_log else "a", newline="")
         writer = csv.writer(log_file)
         if new_log:
-            writer.writerow(["step", "loss", "content", "style", "tv", "seconds", "skipped_images", "grad_norm", "lattice", "distill", "stripes", "shift", "contrast"])
+            writer.writerow(["step", "loss", "content", "style", "tv", "seconds", "skipped_images", "grad_norm", "lattice", "distill", "stripes", "shift"])
         (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2, default=list))
 
     model.train()
@@ -254,7 +244,7 @@ def train(cfg: TrainConfig) -> Path:
     run_start = time.perf_counter()
     bar = tqdm(range(start, cfg.iters), initial=start, total=cfg.iters, disable=not is_main, desc=f"train {cfg.method}", unit="it")
     last: dict[str, float] = {}
-    pending: list[tuple[int, torch.Tensor]] = []  # (step, [loss, content, style, tv, grad norm, lattice, distill, stripes, shift, contrast]) not yet read back
+    pending: list[tuple[int, torch.Tensor]] = []  # (step, [loss, content, style, tv, grad norm, lattice, distill, stripes, shift]) not yet read back
     batches = stream.prefetch(start, cfg.iters)
     done = start
     for step in bar:
@@ -275,21 +265,21 @@ def train(cfg: TrainConfig) -> Path:
         done = step + 1
         zero = torch.zeros((), device=result.loss.device)
         pending.append((done, torch.stack([result.loss.detach().float(), *(result.parts[k].float() for k in ("content", "style", "tv")), grad_norm,
-                                           *(result.parts.get(k, zero).float() for k in ("lattice", "distill", "stripes", "shift", "contrast"))])))
+                                           *(result.parts.get(k, zero).float() for k in ("lattice", "distill", "stripes", "shift"))])))
         out_of_time = cfg.time_limit is not None and time.perf_counter() - run_start >= cfg.time_limit
         sample_now = done % cfg.sample_every == 0 or done == cfg.iters
         checkpoint_now = done % cfg.checkpoint_every == 0 or done == cfg.iters or out_of_time
         if len(pending) >= 10 or sample_now or checkpoint_now:
             # One device→host copy per 10 steps instead of four per step.
             values = torch.stack([v for _, v in pending]).cpu().tolist()
-            for (logged, _), (loss, c, st, tv, gn, lat, dis, stp, sh, con) in zip(pending, values):
+            for (logged, _), (loss, c, st, tv, gn, lat, dis, stp, sh) in zip(pending, values):
                 if not math.isfinite(loss):
                     raise FauveError(f"Training diverged at step {logged - 1} (loss {loss}).", "Lower --lr or --style-weight and resume from the last checkpoint with --resume.")
                 # --distill-only computes neither content nor style (NaN in the log): the card then shows the distillation loss.
                 last = {"loss": loss, **{k: v for k, v in (("content", c), ("style", st)) if math.isfinite(v)}, "tv": tv,
-                        **({"distill": dis} if cfg.distill_only else {}), **({"contrast": con} if cfg.contrast_weight else {})}
+                        **({"distill": dis} if cfg.distill_only else {})}
                 if is_main:
-                    writer.writerow([logged, *(f"{v:.6g}" for v in (loss, c, st, tv)), f"{time.perf_counter() - t0:.2f}", len(stream.skipped), f"{gn:.4g}", f"{lat:.4g}", f"{dis:.4g}", f"{stp:.4g}", f"{sh:.4g}", f"{con:.4g}"])
+                    writer.writerow([logged, *(f"{v:.6g}" for v in (loss, c, st, tv)), f"{time.perf_counter() - t0:.2f}", len(stream.skipped), f"{gn:.4g}", f"{lat:.4g}", f"{dis:.4g}", f"{stp:.4g}", f"{sh:.4g}"])
             pending.clear()
             if is_main:
                 log_file.flush()
@@ -376,7 +366,7 @@ def _truncate_log(path: Path, step: int) -> float:
     """Drop log rows past the checkpoint, so a resumed run's log has each step once; return the
     training seconds logged so far, so the seconds column keeps counting across resumes."""
     rows = list(csv.reader(path.open()))
-    header = rows[0] + [c for c in ("lattice", "distill", "stripes", "shift", "contrast") if c not in rows[0]]  # logs of older runs lack the newer columns
+    header = rows[0] + [c for c in ("lattice", "distill", "stripes", "shift") if c not in rows[0]]  # logs of older runs lack the newer columns
     kept = [header] + [r + ["0"] * (len(header) - len(r)) for r in rows[1:] if r and int(r[0]) <= step]
     with path.open("w", newline="") as f:
         csv.writer(f).writerows(kept)
@@ -464,7 +454,7 @@ def _export(model, method, cfg: TrainConfig, out: Path, last: dict, skipped: int
     export.loss_net = method.vgg.source_info() if hasattr(method, "vgg") else {"name": "vgg16", "source": export.vgg_source}
     export.training_recipe = {
         "content_data": str(cfg.content), "size": cfg.size, "style_size": cfg.style_size, "batch_size": cfg.batch_size,
-        "iters": steps, **({"planned_iters": cfg.iters} if steps != cfg.iters else {}), "lr": cfg.lr, **({"warmup": cfg.warmup} if cfg.warmup else {}), **({"clip_grad": cfg.clip_grad} if cfg.clip_grad else {}), **({"style_lr_mult": cfg.style_lr_mult} if cfg.style_lr_mult != 1.0 else {}), **({"identity_weight": cfg.identity_weight} if cfg.identity_weight else {}), **({"margin": cfg.margin} if cfg.margin else {}), **({"teacher": Path(cfg.teacher).resolve().name, "distill_weight": cfg.distill_weight} if cfg.teacher else {}), **({"distill_only": True} if cfg.distill_only else {}), **({"contrast_weight": cfg.contrast_weight} if cfg.contrast_weight else {}), **({"fixed_crops": cfg.fixed_crops} if cfg.fixed_crops else {}), "content_layers": list(cfg.content_layers), "style_layers": list(cfg.style_layers),
+        "iters": steps, **({"planned_iters": cfg.iters} if steps != cfg.iters else {}), "lr": cfg.lr, **({"warmup": cfg.warmup} if cfg.warmup else {}), **({"clip_grad": cfg.clip_grad} if cfg.clip_grad else {}), **({"style_lr_mult": cfg.style_lr_mult} if cfg.style_lr_mult != 1.0 else {}), **({"identity_weight": cfg.identity_weight} if cfg.identity_weight else {}), **({"margin": cfg.margin} if cfg.margin else {}), **({"teacher": Path(cfg.teacher).resolve().name, "distill_weight": cfg.distill_weight} if cfg.teacher else {}), **({"distill_only": True} if cfg.distill_only else {}), "content_layers": list(cfg.content_layers), "style_layers": list(cfg.style_layers),
         "content_weight": cfg.content_weight, "style_weight": cfg.style_weight, "tv_weight": cfg.tv_weight, **({"lattice_weight": cfg.lattice_weight} if cfg.lattice_weight else {}), **({"stripe_weight": cfg.stripe_weight} if cfg.stripe_weight else {}), **({"shift_weight": cfg.shift_weight} if cfg.shift_weight else {}),
         "seed": cfg.seed, "hardware": _hardware(next(model.parameters()).device), "precision": cfg.precision, **({"init_from": Path(cfg.init_from).resolve().name} if cfg.init_from else {}), **({"pruned_from_width": cfg.pruned_from_width} if cfg.pruned_from_width else {}), **({"add_style_from": Path(cfg.add_style_from).resolve().name, "trained_styles": list(method.style_names)} if cfg.add_style_from else {}), "final_losses": last, "skipped_images": skipped,
     }

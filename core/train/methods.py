@@ -119,11 +119,7 @@ class Method:
             tv = losses.total_variation(output)
             nan = torch.full((), float("nan"), device=output.device)
             parts = {"content": nan, "style": nan, "tv": tv.detach(), "distill": distill.detach()}
-            total = cfg.distill_weight * distill + cfg.tv_weight * tv
-            if cfg.contrast_weight:
-                contrast = losses.style_contrast_loss(output, teacher_output)
-                total, parts = total + cfg.contrast_weight * contrast, {**parts, "contrast": contrast.detach()}
-            total, parts = _add_artifact_penalties(cfg, total, parts, output, content, forward, step)
+            total, parts = _add_artifact_penalties(cfg, cfg.distill_weight * distill + cfg.tv_weight * tv, parts, output, content, forward, step)
             return StepOutput(total, parts, output)
         with torch.no_grad():
             content_feats = self.vgg(content, cfg.content_layers)
@@ -195,11 +191,6 @@ class MSGNetMethod(Method):
                            residual_output=self.cfg.residual_output, style_stat=self.cfg.style_stat or "gram",
                            upsample=self.cfg.upsample or "nearest")
 
-    def pick_style_pairs(self, step: int, batch: int) -> torch.Tensor:
-        """Two different paintings for each pair of samples (deterministic in the step)."""
-        gen = torch.Generator().manual_seed(self.cfg.seed * 104_729 + step)
-        return torch.cat([torch.randperm(len(self.styles), generator=gen)[:2] for _ in range(batch // 2)])
-
     def _jittered_style(self, i: int, step: int, k: int = 0) -> torch.Tensor:
         gen = torch.Generator().manual_seed(self.cfg.seed * 15_485_863 + step + k * 7_919)
         scale = 0.75 + 0.5 * torch.rand((), generator=gen).item()
@@ -213,10 +204,6 @@ class MSGNetMethod(Method):
             # The teacher's pictures are the targets, so each sample can have its own painting (no Gram target to batch):
             # every step then shows the net several styles on the same kind of photo, the contrast it has to learn.
             idx = self.pick_styles(step, content.shape[0])
-            if self.cfg.contrast_weight:
-                # --contrast-weight: pairs of samples share a photo crop and differ in their painting.
-                content = content[0::2].repeat_interleave(2, dim=0)
-                idx = self.pick_style_pairs(step, content.shape[0])
             gram = torch.cat([net.style_gram(self._jittered_style(i, step, k)) for k, i in enumerate(idx.tolist())])
             weights = torch.nn.functional.one_hot(idx, len(self.styles)).float().to(content.device)
         else:

@@ -1,9 +1,12 @@
 #!/usr/bin/env python
 """Probe (docs/training.md, session 21): msgnet-16 distilled from dumoulin-16 on pixels, each photo crop shown
 with two different paintings, plus W × the L1 between the student's and the teacher's *difference* of the two
-pictures, so the gradient is about what tells the styles apart rather than what they share. The trainer's
-resumable version (session 22) is `fauve train msgnet --teacher dumoulin-16 --distill-only --contrast-weight W`,
-which also keeps the distillation's VGG features (slower on a CPU: ~1.7 s/step one thread against ~0.6 here). Writes OUT/log.csv (step, pixel L1, difference L1, seconds) and a model folder every 250 steps.
+pictures, so the gradient is about what tells the styles apart rather than what they share. Not a trainer
+option: a trainer version (session 22, with the distillation's VGG features, ~1.7 s/step on one thread against
+~0.6 here) did no better, and this probe levelled off at ~0.09 styles apart (docs/training.md, session 22).
+``--pass-mean`` (session 22) lets the channel means past the last instance norm (MeanPassingNorm). Writes
+OUT/log.csv (step, pixel L1, difference L1, seconds) and a model folder every 250 steps (with --pass-mean a
+state dict, OUT/stepNNNNNN.pt, as no model class has that norm).
 
     FAUVE_DATA=../shared/data python scripts/experiments/msgnet-contrast-probe.py INIT OUT [--weight 4] [--steps N]
 """
@@ -82,7 +85,7 @@ def main() -> None:
             with torch.no_grad():
                 student.set_style_grams(styles)
             if args.pass_mean:
-                torch.save({k: v for k, v in student.state_dict().items()}, out / f"step{step:06d}.pt")
+                torch.save(student.state_dict(), out / f"step{step:06d}.pt")
                 print(f"step {step}: |alpha| {student.decoder[-3].alpha.abs().mean().item():.4f}", flush=True)
             else:
                 student.save_pretrained(out / f"step{step:06d}")

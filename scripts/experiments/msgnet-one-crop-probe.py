@@ -1,11 +1,11 @@
 #!/usr/bin/env python
 """Probe (docs/training.md, session 22): can msgnet-16 paint one photo crop sixteen different ways? The student
-is trained on the teacher's sixteen pictures of a few fixed crops (``--crops N``, the centre crops of N training
-photos; 1 by default) (pixel L1 + W × the L1 of the difference
-between two paintings' pictures, as msgnet-contrast-probe.py), and every N steps prints, on that crop, the
-mean |student − teacher| and how far apart the student's and the teacher's sixteen pictures are (mean |Δ| over
-the 120 pairs), on the first crop. If even one crop cannot be fitted, the style path is what limits the net, not
-the data seen; ``--save`` writes the student for teacher-distance.py on photos it has not seen.
+is trained on the teacher's sixteen pictures of a few fixed crops (``--crops N``: the centre crops of N training
+photos, 1 by default) with pixel L1 + W × the L1 of the difference between two paintings' pictures (as
+msgnet-contrast-probe.py). Every ``--every`` steps it prints, on the first crop, the mean |student − teacher| and
+how far apart the student's and the teacher's sixteen pictures are (mean |Δ| over the 120 pairs). If even one
+crop cannot be fitted, the style path is what limits the net, not the photos seen; ``--save DIR`` writes the
+student for teacher-distance.py on photos it has not seen.
 
     FAUVE_DATA=../shared/data python scripts/experiments/msgnet-one-crop-probe.py INIT [--crops 1] [--steps 1500] [--save DIR]
 """
