@@ -51,6 +51,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=100_000)
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--pairs", type=int, default=2, help="photo crops per step, each shown with two paintings (batch = 2 × pairs)")
     ap.add_argument("--pass-mean", action="store_true", help="probe: let the channel means past the last instance norm (MeanPassingNorm)")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -67,9 +68,10 @@ def main() -> None:
     gen = torch.Generator().manual_seed(1)
     t0, log = time.time(), open(out / "log.csv", "a")
     for step in range(1, args.steps + 1):
-        a, b = (random_crop(photos[i], args.size, gen) for i in torch.randint(0, len(photos), (2,), generator=gen))
-        x = torch.stack([a, a, b, b])
-        picked = torch.randperm(len(styles), generator=gen)[:4]
+        crops = [random_crop(photos[i], args.size, gen) for i in torch.randint(0, len(photos), (args.pairs,), generator=gen)]
+        x = torch.stack([c for c in crops for _ in range(2)])  # (a, a, b, b, ...)
+        picked = torch.cat([torch.randperm(len(styles), generator=gen)[:2] for _ in range(args.pairs)]) if args.pairs != 2 \
+            else torch.randperm(len(styles), generator=gen)[:4]  # 2 pairs: the draws of sessions 21-22
         grams = torch.cat([student.style_gram(styles[i]) for i in picked.tolist()])
         with torch.no_grad():
             target = teacher(x, F.one_hot(picked, len(styles)).float())
