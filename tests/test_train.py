@@ -189,6 +189,30 @@ def test_init_from_a_trained_model_fine_tunes_and_ulyanov_seeds_every_dumoulin_s
     assert proc.returncode == 2 and "Cannot start a johnson run from a dumoulin model" in proc.stderr and "hint:" in proc.stderr
 
 
+def test_a_ulyanov_run_may_start_from_one_style_of_a_dumoulin_model(train_data, tmp_path):
+    content = str(train_data["content"])
+    styles = sorted(train_data["styles"].iterdir())
+    multi = tmp_path / "multi"
+    fauve("train", "dumoulin", "--content", content, "--style", str(styles[0]), "--style", str(styles[1]), "-o", str(multi),
+          "--iters", "6", "--residual-output", *TINY)
+    # dumoulin → ulyanov with lr 0: the single-style net is the multi-style net at the row of the run's painting.
+    single = tmp_path / "single"
+    fauve("train", "ulyanov", "--content", content, "--style", str(styles[1]), "-o", str(single), "--iters", "1", "--lr", "0",
+          "--init", str(multi), *TINY)
+    old, new = load_model(multi), load_model(single)
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(new(x), old(x, torch.eye(2)[1]), atol=1e-6)
+        assert not torch.allclose(new(x), old(x, torch.eye(2)[0]), atol=1e-6)  # the other row paints otherwise
+    training = json.loads((single / "config.json").read_text())["training"]
+    assert training["init_from"] == "multi" and training["init_style"] == styles[1].stem
+    # A painting the model was not trained on has no row: refused before training, with a hint.
+    proc = fauve("train", "ulyanov", "--content", content, "--style", str(styles[2]), "-o", str(tmp_path / "bad"),
+                 "--init", str(multi), *TINY, check=False)
+    assert proc.returncode == 2 and f"has no style '{styles[2].stem}'" in proc.stderr and "hint:" in proc.stderr
+    assert not (tmp_path / "bad" / "checkpoint.pt").exists()
+
+
 def test_init_may_switch_nearest_to_bilinear_and_lattice_and_stripe_weights_are_logged(train_data, tmp_path):
     content, style = str(train_data["content"]), str(sorted(train_data["styles"].iterdir())[0])
     base, tuned = tmp_path / "base", tmp_path / "tuned"

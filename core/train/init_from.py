@@ -6,7 +6,10 @@ from random weights, which is what makes a set of styles affordable on a CPU. Al
 - the same method (johnson/ulyanov/dumoulin/msgnet/adain): every tensor is copied; the style-specific
   rows of a dumoulin or msgnet model must match the new run's number of styles;
 - ulyanov → dumoulin: every conv is copied and each instance norm's affine (γ, β) fills every style's
-  row of the conditional instance norm, so all styles start from the single-style model.
+  row of the conditional instance norm, so all styles start from the single-style model;
+- dumoulin → ulyanov: every conv is copied and the row of the run's style (matched by name: the painting's
+  file stem) fills each instance norm's affine, so the run starts exactly at that style of the multi-style
+  model (Dumoulin et al.'s point: a CIN net is N IN nets sharing their convolutions).
 
 The architecture (width, upsampling, residual output) is taken from MODEL, not from the flags, except
 that ``--upsample nearest|bilinear`` may switch a resize-conv model to the other resize (same weights),
@@ -21,7 +24,7 @@ import torch
 from fauve.errors import FauveError
 from fauve.models import StyleModel, load_model
 
-_PAIRS = {("ulyanov", "dumoulin")}
+_PAIRS = {("ulyanov", "dumoulin"), ("dumoulin", "ulyanov")}
 
 
 def init_from(cfg, method) -> StyleModel:
@@ -35,7 +38,7 @@ def init_from(cfg, method) -> StyleModel:
                          "Pass a folder written by `fauve train` (config.json + model.safetensors).") from exc
     if old.method != cfg.method and (old.method, cfg.method) not in _PAIRS:
         raise FauveError(f"Cannot start a {cfg.method} run from a {old.method} model.",
-                         "Use a model of the same method, or a ulyanov model for a dumoulin run.")
+                         "Use a model of the same method, a ulyanov model for a dumoulin run, or a dumoulin model for a ulyanov run.")
     arch = old.hub_config()
     if old.method == "adain" and cfg.adain_layer != arch.get("layer", "relu4_1"):
         raise FauveError(f"--init {cfg.init_from} has AdaIN at {arch.get('layer', 'relu4_1')}, this run at {cfg.adain_layer}.",
@@ -72,6 +75,18 @@ def init_from(cfg, method) -> StyleModel:
             if leaf in ("weight", "bias") and f"{prefix}.gamma" in target and tensor.dim() == 1:
                 row = "gamma" if leaf == "weight" else "beta"
                 state[f"{prefix}.{row}"] = tensor.unsqueeze(0).expand_as(target[f"{prefix}.{row}"]).clone()
+                del state[name]
+    if old.method == "dumoulin" and cfg.method == "ulyanov":
+        style = method.style_names[0]
+        if style not in old.style_names:
+            raise FauveError(f"--init {cfg.init_from} has no style {style!r} (its styles: {', '.join(old.style_names)}).",
+                             "Pass one of its paintings as --style (the file name picks the row), or a ulyanov model as --init.")
+        row = list(old.style_names).index(style)
+        cfg.init_style = style
+        for name, tensor in list(state.items()):
+            prefix, _, leaf = name.rpartition(".")
+            if leaf in ("gamma", "beta") and f"{prefix}.weight" in target:
+                state[f"{prefix}.{'weight' if leaf == 'gamma' else 'bias'}"] = tensor[row].clone()
                 del state[name]
     # Statistics of the named styles (adain, msgnet) are recomputed from this run's paintings at export.
     recomputed = type(model).style_buffers
