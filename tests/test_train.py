@@ -206,6 +206,21 @@ def test_a_ulyanov_run_may_start_from_one_style_of_a_dumoulin_model(train_data, 
         assert not torch.allclose(new(x), old(x, torch.eye(2)[0]), atol=1e-6)  # the other row paints otherwise
     training = json.loads((single / "config.json").read_text())["training"]
     assert training["init_from"] == "multi" and training["init_style"] == styles[1].stem
+    # The same row can teach it: the teacher's picture is the row's, so at lr 0 the distance to it is zero.
+    taught = tmp_path / "taught"
+    fauve("train", "ulyanov", "--content", content, "--style", str(styles[1]), "-o", str(taught), "--iters", "2", "--lr", "0",
+          "--init", str(multi), "--teacher", str(multi), "--distill-weight", "1", *TINY)
+    assert all(abs(v) < 1e-5 for v in losses(taught, "distill")), losses(taught, "distill")
+    fauve("train", "ulyanov", "--content", content, "--style", str(styles[0]), "-o", str(tmp_path / "other"), "--iters", "2",
+          "--lr", "0", "--init", str(multi), "--teacher", str(multi), "--distill-weight", "1", *TINY)
+    assert all(abs(v) < 1e-5 for v in losses(tmp_path / "other", "distill"))
+    # A net at row 0 taught for the painting of row 1 is far from its teacher: the painting picks the teacher's row.
+    fauve("train", "ulyanov", "--content", content, "--style", str(styles[1]), "-o", str(tmp_path / "crossed"), "--iters", "2",
+          "--lr", "0", "--init", str(tmp_path / "other"), "--teacher", str(multi), "--distill-weight", "1", *TINY)
+    assert all(v > 1e-3 for v in losses(tmp_path / "crossed", "distill")), losses(tmp_path / "crossed", "distill")
+    proc = fauve("train", "ulyanov", "--content", content, "--style", str(styles[2]), "-o", str(tmp_path / "untaught"),
+                 "--teacher", str(multi), *TINY, check=False)
+    assert proc.returncode == 2 and f"has no style '{styles[2].stem}'" in proc.stderr and "hint:" in proc.stderr
     # A painting the model was not trained on has no row: refused before training, with a hint.
     proc = fauve("train", "ulyanov", "--content", content, "--style", str(styles[2]), "-o", str(tmp_path / "bad"),
                  "--init", str(multi), *TINY, check=False)

@@ -74,7 +74,7 @@ class TrainConfig:
     margin: int = 0  # adain: px of photo mirrored around each crop and cropped off again, as the pipeline does
     adain_layer: str | None = None  # adain: where AdaIN sits, relu4_1 (the paper's, default) or relu3_1
     style_stat: str | None = None  # msgnet: what CoMatch takes of the style, gram (the paper's, default) or covariance
-    teacher: str | None = None  # a trained model of the same styles to distil from (same method; msgnet/adain: also dumoulin)
+    teacher: str | None = None  # a trained model of the same styles to distil from (same method; msgnet/adain: also dumoulin; ulyanov: a dumoulin row)
     distill_weight: float = 0.0  # weight of losses.distillation_loss to the teacher's pictures
     distill_only: bool = False  # train on the teacher's pictures alone: the distillation loss, no content or style loss
     pruned_from_width: float | None = None  # set by --init when --width asks for a slimmer net than the model's

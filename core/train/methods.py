@@ -89,7 +89,15 @@ class Method:
         if teacher.method not in self.teacher_methods:
             raise FauveError(f"--teacher {self.cfg.teacher} is a {teacher.method} model; a {self.name} run distils from "
                              f"{' or '.join(self.teacher_methods)}.", f"Distil from a {' or '.join(self.teacher_methods)} model.")
-        if list(teacher.style_names) != list(self.style_names):
+        self.teacher_rows = None
+        if self.name == "ulyanov" and teacher.method == "dumoulin":
+            # One style of a multi-style teacher, matched by the painting's file name as --init does.
+            style = self.style_names[0]
+            if style not in teacher.style_names:
+                raise FauveError(f"--teacher {self.cfg.teacher} has no style {style!r} (its styles: {', '.join(teacher.style_names)}).",
+                                 "Pass one of its paintings as --style (the file name picks the row), or a ulyanov teacher.")
+            self.teacher_rows = [list(teacher.style_names).index(style)]
+        elif list(teacher.style_names) != list(self.style_names):
             raise FauveError(f"--teacher {self.cfg.teacher} has the styles {list(teacher.style_names)}, this run {list(self.style_names)}.",
                              "Pass the teacher's paintings in its order (its config.json style_sources).")
         teacher = teacher.float().eval().to(self.device)
@@ -142,7 +150,8 @@ class GramMethod(Method):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.teacher_methods = (self.name,)
+        # A dumoulin model is N instance-norm nets sharing their convolutions, so one of its rows can teach a ulyanov net.
+        self.teacher_methods = (self.name, "dumoulin") if self.name == "ulyanov" else (self.name,)
         with torch.no_grad():
             per_style = [losses.style_grams(self.vgg(s.to(self.device), self.cfg.style_layers), self.cfg.style_layers) for s in self.styles]
         self.target_grams = {name: torch.cat([g[name] for g in per_style]) for name in self.cfg.style_layers}
@@ -167,7 +176,9 @@ class GramMethod(Method):
         teacher_output = None
         if self.teacher is not None:
             with torch.no_grad():
-                teacher_output = self.teacher(content, weights)
+                teacher_weights = weights if self.teacher_rows is None else torch.nn.functional.one_hot(
+                    torch.tensor(self.teacher_rows, device=idx.device)[idx], len(self.teacher.style_names)).float()
+                teacher_output = self.teacher(content, teacher_weights)
         return self.perceptual(output, content, {k: g[idx] for k, g in self.target_grams.items()}, teacher_output, forward, step)
 
 
