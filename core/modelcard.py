@@ -189,7 +189,9 @@ def render_model_card(
     styles = list(config.get("style_names") or [])
     sources = list(config.get("style_sources") or [])
     recipe = dict(recipe if recipe is not None else (config.get("training") or {}))
-    if metrics is None:
+    # A zero-learning-rate run from one style of a multi-style model writes that style's weights unchanged.
+    extracted = recipe.get("init_style") and recipe.get("lr") == 0
+    if metrics is None and not extracted:
         metrics = recipe.get("final_losses")
     recipe.pop("final_losses", None)
     name = repo_id or f"fauve {method} model"
@@ -246,6 +248,13 @@ def render_model_card(
     extra = {k: v for k, v in loss_net.items() if k not in ("name", "source")}
     lines += [""] + (_table(extra) + [""] if extra else [])
 
+    if extracted:
+        lines += ["## Where the weights come from", "",
+                  f"These are the weights of `{recipe.get('init_from')}`'s style `{recipe['init_style']}`, unchanged: a conditional "
+                  "instance norm network is N instance-norm networks that share their convolutions (Dumoulin et al.), so its "
+                  "convolutions and that style's γ, β make this single-style network. The recipe below is the zero-learning-rate "
+                  f"run that wrote them (`fauve eval` scores the model with its loss weights); `{recipe.get('init_from')}`'s "
+                  "card has the training that made them.", ""]
     if recipe:
         lines += ["## Training recipe", "", *_table(recipe), ""]
     if metrics:

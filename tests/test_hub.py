@@ -459,3 +459,16 @@ def test_an_adain_card_says_its_layer_when_it_is_not_the_papers(tmp_path):
     card41 = write_model_card(tiny_model(tmp_path / "a41", "adain", num_styles=1, style_names=["x"])).read_text()
     assert "| layer | relu3_1 |" in card31 and "Not the paper's layer" in card31 and "An **adain**" in card31
     assert "| layer | relu4_1 |" in card41 and "Not the paper's layer" not in card41
+
+
+def test_a_card_of_one_style_taken_from_a_multi_style_model_says_so_and_shows_no_training_losses(tmp_path):
+    from fauve.modelcard import render_model_card
+
+    config = {"method": "ulyanov", "style_names": ["great_wave"], "training": {
+        "init_from": "dumoulin-16", "init_style": "great_wave", "lr": 0.0, "iters": 1, "final_losses": {"style": 0.4}}}
+    text = render_model_card(config)
+    assert "## Where the weights come from" in text and "`dumoulin-16`'s style `great_wave`, unchanged" in text
+    assert "## Losses reached" not in text and "| init_style | great_wave |" in text
+    config["training"]["lr"] = 3e-4  # a fine-tune from that style trained the weights: its losses are shown
+    text = render_model_card(config)
+    assert "## Where the weights come from" not in text and "## Losses reached" in text
