@@ -71,7 +71,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                             "network's stride or pooling, without penalising texture that follows the photo")
         p.add_argument("--teacher", metavar="MODEL", default=None,
                        help="distil from MODEL, a trained model of the same method (msgnet: also dumoulin; adain: dumoulin only) and the same "
-                            "styles in the same order (ulyanov: also a dumoulin model with this painting, whose row teaches) (e.g. a slimmer --width student of a shipped model): adds --distill-weight × the distance of "
+                            "styles in the same order (ulyanov: also a dumoulin model that has this painting, whose row teaches; e.g. a slimmer --width student of a shipped model): adds --distill-weight × the distance of "
                             "the picture's VGG features (relu2_2, relu3_3; adain: its encoder's relu2_1, relu3_1) and pixels to the teacher's (fauve.losses.distillation_loss); "
                             "with --init TEACHER --width W the student starts as the teacher pruned to width W")
         p.add_argument("--distill-weight", type=float, default=None, metavar="W", help="weight of the distillation loss (default 30 with --teacher)")

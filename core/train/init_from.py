@@ -27,6 +27,14 @@ from fauve.models import StyleModel, load_model
 _PAIRS = {("ulyanov", "dumoulin"), ("dumoulin", "ulyanov")}
 
 
+def style_row(model: StyleModel, style: str, option: str) -> int:
+    """The row of ``style`` (a painting's file stem) in a multi-style ``model`` named by ``option`` (--init, --teacher)."""
+    if style not in model.style_names:
+        raise FauveError(f"{option} has no style {style!r} (its styles: {', '.join(model.style_names)}).",
+                         "Pass one of its paintings as --style (the file name picks the row), or a ulyanov model.")
+    return list(model.style_names).index(style)
+
+
 def init_from(cfg, method) -> StyleModel:
     """Build ``method``'s model with ``cfg.init_from``'s weights; sets ``cfg``'s architecture fields to MODEL's."""
     try:
@@ -77,12 +85,8 @@ def init_from(cfg, method) -> StyleModel:
                 state[f"{prefix}.{row}"] = tensor.unsqueeze(0).expand_as(target[f"{prefix}.{row}"]).clone()
                 del state[name]
     if old.method == "dumoulin" and cfg.method == "ulyanov":
-        style = method.style_names[0]
-        if style not in old.style_names:
-            raise FauveError(f"--init {cfg.init_from} has no style {style!r} (its styles: {', '.join(old.style_names)}).",
-                             "Pass one of its paintings as --style (the file name picks the row), or a ulyanov model as --init.")
-        row = list(old.style_names).index(style)
-        cfg.init_style = style
+        row = style_row(old, method.style_names[0], f"--init {cfg.init_from}")
+        cfg.init_style = method.style_names[0]
         for name, tensor in list(state.items()):
             prefix, _, leaf = name.rpartition(".")
             if leaf in ("gamma", "beta") and f"{prefix}.weight" in target:

@@ -18,6 +18,7 @@ from fauve.models import StyleModel, build_model, load_model
 from fauve.models.adain import AdaINNet, encoder_taps
 from fauve.models.layers import adain, mean_std
 from fauve.train.defaults import DEFAULTS, MethodDefaults  # noqa: F401 - re-exported
+from fauve.train.init_from import style_row
 from fauve.vgg import VGG16Features
 
 @dataclass
@@ -91,12 +92,7 @@ class Method:
                              f"{' or '.join(self.teacher_methods)}.", f"Distil from a {' or '.join(self.teacher_methods)} model.")
         self.teacher_rows = None
         if self.name == "ulyanov" and teacher.method == "dumoulin":
-            # One style of a multi-style teacher, matched by the painting's file name as --init does.
-            style = self.style_names[0]
-            if style not in teacher.style_names:
-                raise FauveError(f"--teacher {self.cfg.teacher} has no style {style!r} (its styles: {', '.join(teacher.style_names)}).",
-                                 "Pass one of its paintings as --style (the file name picks the row), or a ulyanov teacher.")
-            self.teacher_rows = [list(teacher.style_names).index(style)]
+            self.teacher_rows = [style_row(teacher, self.style_names[0], f"--teacher {self.cfg.teacher}")]
         elif list(teacher.style_names) != list(self.style_names):
             raise FauveError(f"--teacher {self.cfg.teacher} has the styles {list(teacher.style_names)}, this run {list(self.style_names)}.",
                              "Pass the teacher's paintings in its order (its config.json style_sources).")
