@@ -665,12 +665,22 @@ def _thumb(rgb: np.ndarray, tile: int) -> np.ndarray:
     return np.asarray(img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.LANCZOS))
 
 
+def _fit(draw, text: str, font, width: int) -> str:
+    """``text`` cut with an ellipsis so that it fits ``width`` px (labels must not run into the thumbnails)."""
+    if draw.textlength(text, font=font) <= width:
+        return text
+    while text and draw.textlength(text + "…", font=font) > width:
+        text = text[:-1]
+    return text + "…"
+
+
 def contact_sheet(path: Path, photos: Sequence[Path], size: int, outputs: dict[tuple[str, str], dict[str, np.ndarray]],
                   gatys_images: dict[tuple[str, str], dict[str, np.ndarray]], style_paths: dict[str, Path],
                   rows: list[dict[str, Any]], model_specs: dict[str, str], tile: int = 160) -> Path:
     """Photos across; the photos themselves, then per style one row per model and one row of
     Gatys's results per loss recipe. Rows are labelled with the model, the style, the mean losses
-    on these photos, and a thumbnail of the style image."""
+    (on the Gatys photos, which are the columns; without Gatys on every photo evaluated) and a
+    thumbnail of the style image."""
     from PIL import Image, ImageDraw, ImageFont
 
     font = ImageFont.load_default(size=12)
@@ -687,7 +697,8 @@ def contact_sheet(path: Path, photos: Sequence[Path], size: int, outputs: dict[t
             same = [m for m in models if model_specs.get(m) == spec]
             for model in same:
                 r = by_key.get((model, style))
-                losses = f"c {_f(r['pairs']['content'])}  s {_f(r['pairs']['style'])}" if r and r["pairs"] else ""
+                mean = r and (r["pairs"] or r["all"])
+                losses = f"c {_f(mean['content'])}  s {_f(mean['style'])}" if mean else ""
                 order.append((False, model, style, losses, outputs[model, style]))
             images = gatys_images.get((image, spec))
             if not images:
@@ -703,7 +714,10 @@ def contact_sheet(path: Path, photos: Sequence[Path], size: int, outputs: dict[t
     height = top + (len(order) + 1) * (th + pad) + pad
     sheet = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(sheet)
-    draw.text((pad, 3), f"fauve eval at {size} px (c, s: mean content and style loss on these photos)", fill="black", font=font)
+    on_gatys_photos = any(r["pairs"] for r in by_key.values())
+    n_all = max((r["all"]["n"] for r in by_key.values()), default=0)
+    where = "these photos" if on_gatys_photos else f"all {n_all} photos evaluated"
+    draw.text((pad, 3), f"fauve eval at {size} px (c, s: mean content and style loss on {where})", fill="black", font=font)
     y = top
     draw.text((pad, y + 4), "content", fill="black", font=font)
     for i, t in enumerate(thumbs):
@@ -717,8 +731,10 @@ def contact_sheet(path: Path, photos: Sequence[Path], size: int, outputs: dict[t
                 st.thumbnail((64, th - 4), Image.LANCZOS)
                 style_thumbs[style] = st
             sheet.paste(style_thumbs[style], (label_w - 68, y + 2))
-        draw.text((pad, y + 4), title, fill="darkred" if is_gatys else "black", font=font)
-        draw.multiline_text((pad, y + 20), f"{style}\n{losses}", fill="dimgray", font=font, spacing=2)
+        text_w = label_w - 72 if style in style_paths else label_w - pad
+        draw.text((pad, y + 4), _fit(draw, title, font, text_w), fill="darkred" if is_gatys else "black", font=font)
+        draw.multiline_text((pad, y + 20), f"{_fit(draw, style, font, text_w)}\n{losses}", fill="dimgray", font=font,
+                            spacing=2)
         for i, p in enumerate(photos):
             if p.name in images:
                 sheet.paste(Image.fromarray(images[p.name]), (label_w + pad + i * (tile + pad), y))

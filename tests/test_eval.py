@@ -324,3 +324,15 @@ def test_styles_without_images_and_bad_sizes_are_clear_errors(eval_setup, tmp_pa
     assert rc != 0 and "at least 32 px" in err
     rc = _run_cli(str(eval_setup["models"]["uly-a"]), "--content", str(tmp_path / "missing"), "--styles", str(root / "styles"), "-o", str(tmp_path / "o"))
     assert rc != 0 and "does not exist" in capsys.readouterr().err
+
+
+def test_contact_sheet_labels_are_cut_to_fit_beside_the_style_thumbnail():
+    from PIL import ImageDraw, ImageFont
+
+    from fauve.evaluate import _fit
+
+    draw, font = ImageDraw.Draw(Image.new("RGB", (10, 10))), ImageFont.load_default(size=12)
+    long = "turner_shipwreck_of_the_minotaur"
+    cut = _fit(draw, long, font, 150)
+    assert cut.endswith("…") and long.startswith(cut[:-1]) and draw.textlength(cut, font=font) <= 150
+    assert _fit(draw, "great_wave", font, 150) == "great_wave"
