@@ -29,6 +29,7 @@ from fauve_bridge.jobs import CANCELLED, DONE, JobQueue
 SOURCES = ("catalog", "style image", "mix")
 CSS = """
 #style-gallery .thumbnail-item { aspect-ratio: 1; }
+#style-gallery .caption-label { white-space: normal; max-width: 100%; font-size: 11px; line-height: 1.2; }
 #info { min-height: 2em; }
 """
 
