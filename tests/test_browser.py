@@ -57,6 +57,11 @@ def test_upload_pick_style_stylize(page, tmp_path):
     items = page.locator("#style-gallery button.thumbnail-item")
     expect(items).to_have_count(6, timeout=30_000)
     captions = [items.nth(i).inner_text() for i in range(6)]
+    # whole captions, wrapped, not cut with an ellipsis: models of the same painting are told apart
+    shown, cut = page.eval_on_selector_all(
+        "#style-gallery .caption-label",
+        "els => [els.length, els.filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.textContent)]")
+    assert shown == 6 and not cut, (shown, cut)
     items.nth(next(i for i, c in enumerate(captions) if "tiny-wave" in c)).click()
     expect(page.locator("#style input[role=combobox]")).to_have_value("wave · ulyanov (tiny-wave)", timeout=10_000)
 
