@@ -15,7 +15,7 @@ Style ids
 Sources
 -------
 ``list_styles()`` says where each style's weights are now, without touching the network:
-``bundled`` (a copy in ``hub_models/<folder>``), ``cached`` (in the Hugging Face cache), ``hub``
+``bundled`` (a copy in ``hub_models/<folder>``; a wheel installs that folder as ``fauve_hub_models``), ``cached`` (in the Hugging Face cache), ``hub``
 (neither, but the catalog marks the repo ``published`` and we are online: it will be downloaded) or
 ``unavailable`` (none of these; e.g. a planned repo before its weights land). ``resolve_style`` loads a catalog style like this:
 
@@ -34,6 +34,7 @@ load (e.g. weights that do not match their config) it falls back to the bundled 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
@@ -48,7 +49,22 @@ from fauve.errors import FauveError, ModelFileError, UnknownStyleError
 log = logging.getLogger("fauve.catalog")
 
 CATALOG_ENV = "FAUVE_CATALOG"
-DEFAULT_CATALOG = Path(__file__).resolve().parent.parent / "hub_models" / "catalog.json"
+
+
+def _default_catalog() -> Path:
+    """The checkout's ``hub_models/catalog.json`` (source tree, editable install), else the copy a wheel
+    installs as the ``fauve_hub_models`` package (pyproject maps ``hub_models/`` to it)."""
+    checkout = Path(__file__).resolve().parent.parent / "hub_models" / "catalog.json"
+    if checkout.is_file():
+        return checkout
+    spec = importlib.util.find_spec("fauve_hub_models")
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        if (Path(location) / "catalog.json").is_file():
+            return Path(location) / "catalog.json"
+    return checkout  # neither: an empty catalog, and messages name where it was looked for
+
+
+DEFAULT_CATALOG = _default_catalog()
 ARBITRARY_STYLE_METHODS = ("msgnet", "adain")
 MULTI_STYLE_METHODS = ("dumoulin", "msgnet", "adain")
 RETRY_AFTER_S = 600.0
