@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -24,13 +25,19 @@ def installed(tmp_path_factory) -> Path:
     """Build the wheel from the checkout and install it (no dependencies: those of this venv serve) into a
     folder that is not the checkout; return that folder."""
     work = tmp_path_factory.mktemp("wheel")
+    source = work / "source"  # a copy of what the package is built from: no stale build/ of the checkout's
+    for name in ("core", "gimp_bridge", "plugin", "hub_models"):
+        shutil.copytree(REPO / name, source / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy2(REPO / name, source / name)
     build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                            "-w", str(work / "dist"), str(REPO)], capture_output=True, text=True, timeout=600)
+                            "-w", str(work / "dist"), str(source)], capture_output=True, text=True, timeout=600)
     assert build.returncode == 0, build.stderr[-3000:]
     (wheel,) = (work / "dist").glob("fauve-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "fauve_plugin/fauve-style-transfer/fauve-style-transfer.py" in names
     assert "fauve_hub_models/catalog.json" in names
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
     target = work / "site"
     install = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target),
                               str(wheel)], capture_output=True, text=True, timeout=600)
