@@ -187,10 +187,11 @@ def _run(args: argparse.Namespace) -> int:
         result = stylizer.run(data.rgb, **options)
         target = _output_path(path, rel, out, single)
         bits = int(args.bits) if args.bits != "auto" else (16 if data.bits > 8 else 8)
-        write_image(target, result, data.alpha, bits=bits if target.suffix.lower() == ".png" else 8)
+        write_image(target, result, data.alpha, bits=bits if target.suffix.lower() == ".png" else 8, profile=data.profile)
         bar.update(done_before + 1 - bar.n)
         report["outputs"].append({"input": str(path), "output": str(target), "width": int(result.shape[1]),
                                   "height": int(result.shape[0]), "bits": bits, "alpha": data.alpha is not None,
+                                  "color_profile": data.profile.name if data.profile else None,
                                   "seconds": round(time.perf_counter() - start, 3)})
     bar.close()
     if report["errors"]:

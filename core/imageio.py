@@ -20,6 +20,7 @@ from typing import BinaryIO, NamedTuple
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from fauve.color_profile import ColorProfile, add_png_icc, describe_icc, from_srgb, png_icc, to_srgb
 from fauve.errors import InputImageError
 
 # The smallest side the generators accept: two stride-2 (or three, for AdaIN) downsamplings
@@ -34,11 +35,14 @@ Source = str | os.PathLike | bytes | BinaryIO
 
 class ImageData(NamedTuple):
     """A decoded image: ``rgb`` (H, W, 3) float32 in [0, 1], ``alpha`` (H, W) float32 or None,
-    and ``bits`` the source's bits per channel (8, 16 or 32 for floating point)."""
+    ``bits`` the source's bits per channel (8, 16 or 32 for floating point), and ``profile`` its embedded
+    ICC colour profile when that is not sRGB (``fauve.color_profile``: 8-bit pixels are then already
+    converted to sRGB; pass it to ``write_image`` to write the result back in the file's colour space)."""
 
     rgb: np.ndarray
     alpha: np.ndarray | None
     bits: int
+    profile: ColorProfile | None = None
 
 
 def max_pixels() -> int | None:
@@ -179,7 +183,7 @@ def _read_png16(data: bytes, name: str) -> ImageData:
         raise InputImageError(f"{name} is a damaged PNG: {err}", "Re-export the image.") from err
     planes = info["planes"]
     array = array.reshape(h, w, planes).astype(np.float32) / float(2 ** info["bitdepth"] - 1)
-    return ImageData(*_split(array), 16)
+    return ImageData(*_split(array), 16, describe_icc(png_icc(data)))
 
 
 def _read_tiff(data: bytes, name: str) -> ImageData | None:
@@ -196,6 +200,8 @@ def _read_tiff(data: bytes, name: str) -> ImageData | None:
             if bits == 8 and page.dtype == np.uint8:
                 return None  # Pillow handles every 8-bit layout (palette, CMYK, YCbCr, …)
             array = page.asarray()
+            icc = page.tags.get("InterColorProfile")
+            profile = describe_icc(bytes(icc.value)) if icc is not None else None
     except InputImageError:
         raise
     except Exception:  # tifffile needs imagecodecs for some compressions: let Pillow try
@@ -206,7 +212,7 @@ def _read_tiff(data: bytes, name: str) -> ImageData | None:
     if array.ndim == 3 and array.shape[2] > 4:
         array = array[:, :, :4]
     out_bits = 32 if np.issubdtype(array.dtype, np.floating) else (16 if array.dtype.itemsize >= 2 else 8)
-    return ImageData(*_split(to_float01(array)), out_bits)
+    return ImageData(*_split(to_float01(array)), out_bits, profile)
 
 
 def read_image(source: Source, *, min_side: int = MIN_SIDE, orient: bool = True) -> ImageData:
@@ -230,7 +236,7 @@ def read_image(source: Source, *, min_side: int = MIN_SIDE, orient: bool = True)
     _check_size(width, height, name, min_side)
     return ImageData(np.ascontiguousarray(result.rgb, dtype=np.float32),
                      None if result.alpha is None else np.ascontiguousarray(result.alpha, dtype=np.float32),
-                     result.bits)
+                     result.bits, result.profile)
 
 
 def _read_with_pillow(data: bytes, name: str, orient: bool) -> ImageData:
@@ -240,9 +246,10 @@ def _read_with_pillow(data: bytes, name: str, orient: bool) -> ImageData:
             with Image.open(io.BytesIO(data)) as image:
                 _check_pixels(image.width, image.height, name)
                 image.load()
+                image, profile = to_srgb(image)
                 if orient:
                     image = ImageOps.exif_transpose(image)
-                return pil_to_float(image)
+                return pil_to_float(image)._replace(profile=profile)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
         raise InputImageError(f"{name}: {err}", "Downscale the image first, or raise PIL.Image.MAX_IMAGE_PIXELS if you trust the file.") from err
     except UnidentifiedImageError as err:
@@ -260,8 +267,10 @@ def _interleave(rgb: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
     return np.concatenate([rgb, np.asarray(alpha)[:, :, None]], axis=2)
 
 
-def encode_png(rgb: np.ndarray, alpha: np.ndarray | None = None, *, bits: int = 8) -> bytes:
-    """PNG bytes of RGB (+ alpha) pixels, given as floats in [0, 1] or uint8/uint16 arrays."""
+def encode_png(rgb: np.ndarray, alpha: np.ndarray | None = None, *, bits: int = 8,
+               profile: ColorProfile | None = None) -> bytes:
+    """PNG bytes of RGB (+ alpha) pixels, given as floats in [0, 1] or uint8/uint16 arrays. With the
+    input's ``profile`` (``ImageData.profile``) the pixels go back into its colour space and it is embedded."""
     if bits not in (8, 16):
         raise ValueError("PNG bit depth must be 8 or 16")
     rgb_f = to_float01(rgb)
@@ -269,42 +278,54 @@ def encode_png(rgb: np.ndarray, alpha: np.ndarray | None = None, *, bits: int = 
     pixels = from_float01(_interleave(rgb_f, alpha_f), np.uint8 if bits == 8 else np.uint16)
     buffer = io.BytesIO()
     if bits == 8:
-        Image.fromarray(pixels, "RGBA" if alpha is not None else "RGB").save(buffer, format="PNG")
+        if profile is not None:
+            pixels = from_srgb(pixels, profile)
+        icc = {"icc_profile": profile.icc} if profile is not None and profile.tags_output else {}
+        Image.fromarray(pixels, "RGBA" if alpha is not None else "RGB").save(buffer, format="PNG", **icc)
     else:
         import png  # pypng: Pillow cannot write 16-bit colour
 
         h, w, planes = pixels.shape
         writer = png.Writer(width=w, height=h, greyscale=False, alpha=planes == 4, bitdepth=16)
         writer.write(buffer, pixels.reshape(h, w * planes))
+        if profile is not None and profile.tags_output:  # 16-bit pixels are never converted: tag only
+            return add_png_icc(buffer.getvalue(), profile)
     return buffer.getvalue()
 
 
-def write_png(path: str | os.PathLike, rgb: np.ndarray, alpha: np.ndarray | None = None, *, bits: int = 8) -> Path:
+def write_png(path: str | os.PathLike, rgb: np.ndarray, alpha: np.ndarray | None = None, *, bits: int = 8,
+              profile: ColorProfile | None = None) -> Path:
     """Write a PNG (8 or 16 bits per channel), keeping alpha; the file appears atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")
-    tmp.write_bytes(encode_png(rgb, alpha, bits=bits))
+    tmp.write_bytes(encode_png(rgb, alpha, bits=bits, profile=profile))
     os.replace(tmp, path)
     return path
 
 
 def write_image(path: str | os.PathLike, rgb: np.ndarray, alpha: np.ndarray | None = None, *, bits: int = 8,
-                quality: int = 95) -> Path:
+                quality: int = 95, profile: ColorProfile | None = None) -> Path:
     """Write by extension: ``.png`` (8/16-bit, alpha kept), ``.jpg``/``.jpeg`` (alpha dropped),
-    ``.webp`` and ``.tif``/``.tiff`` (8-bit, alpha kept)."""
+    ``.webp`` and ``.tif``/``.tiff`` (8-bit, alpha kept). ``profile``: the input's (``ImageData.profile``),
+    so the result is in the input's colour space and carries its ICC profile."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".png":
-        return write_png(path, rgb, alpha, bits=bits)
+        return write_png(path, rgb, alpha, bits=bits, profile=profile)
     formats = {".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF"}
     if suffix not in formats:
         raise InputImageError(f"Cannot write {path.name}: unknown extension {suffix or '(none)'}.", "Use .png, .jpg, .webp or .tif.")
     keep_alpha = alpha is not None and formats[suffix] != "JPEG"
     pixels = from_float01(_interleave(to_float01(rgb), to_float01(alpha) if keep_alpha else None), np.uint8)
+    if profile is not None:
+        pixels = from_srgb(pixels, profile)
     image = Image.fromarray(pixels, "RGBA" if keep_alpha else "RGB")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")
-    image.save(tmp, format=formats[suffix], **({"quality": quality} if formats[suffix] in ("JPEG", "WEBP") else {}))
+    options = {"quality": quality} if formats[suffix] in ("JPEG", "WEBP") else {}
+    if profile is not None and profile.tags_output:
+        options["icc_profile"] = profile.icc
+    image.save(tmp, format=formats[suffix], **options)
     os.replace(tmp, path)
     return path

@@ -52,6 +52,7 @@ from PIL import Image
 from torch import nn
 
 from fauve import color
+from fauve.color_profile import ColorProfile, from_srgb, to_srgb
 from fauve.errors import Cancelled, FauveError, InputImageError, OutOfMemory, UnknownStyleError
 from fauve.imageio import MIN_SIDE, from_float01, pil_to_float, read_image, to_float01
 from fauve.models.base import StyleModel, load_model
@@ -120,12 +121,14 @@ class _Kind:
     dtype: np.dtype | None = None
     gray2d: bool = False
     original: Any = None
+    profile: ColorProfile | None = None  # a PIL input's ICC profile (fauve.color_profile)
 
 
 def _as_float(image: Any) -> tuple[np.ndarray, np.ndarray | None, _Kind]:
     if isinstance(image, Image.Image):
-        data = pil_to_float(image)
-        return data.rgb, data.alpha, _Kind(pil=True, original=image)
+        srgb, profile = to_srgb(image)  # an embedded ICC profile: the net sees sRGB, the result goes back
+        data = pil_to_float(srgb)
+        return data.rgb, data.alpha, _Kind(pil=True, original=image, profile=profile)
     array = np.asarray(image)
     if array.ndim == 2:
         rgb, alpha = np.repeat(to_float01(array)[:, :, None], 3, axis=2), None
@@ -143,7 +146,12 @@ def _back(rgb: np.ndarray, kind: _Kind) -> Any:
     """Float RGB → the caller's kind; the alpha channel is copied untouched from the input."""
     if kind.pil:
         original: Image.Image = kind.original
-        out = Image.fromarray(from_float01(rgb, np.uint8), "RGB")
+        pixels = from_float01(rgb, np.uint8)
+        if kind.profile is not None:
+            pixels = from_srgb(pixels, kind.profile)
+        out = Image.fromarray(pixels, "RGB")
+        if kind.profile is not None and kind.profile.tags_output:
+            out.info["icc_profile"] = kind.profile.icc  # Pillow's save() embeds it
         if "A" in original.getbands() or "transparency" in original.info:
             alpha = original.getchannel("A") if "A" in original.getbands() else original.convert("RGBA").getchannel("A")
             out.putalpha(alpha)

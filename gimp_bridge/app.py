@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image
 
 from fauve.errors import FauveError
+from fauve.imageio import from_float01, read_image, write_png
 from fauve_bridge.engine import PRESERVE_CHOICES, Engine, StyleRequest, parse_mix, sample_paths
 from fauve_bridge.jobs import CANCELLED, DONE, JobQueue
 
@@ -91,16 +92,17 @@ def build_demo(engine: Engine, queue: JobQueue, *, max_pixels: int, workdir: Pat
         model's styles (mix = "name:weight, name:weight"). Returns (before, after), the PNG file and a summary."""
         if content is None:
             raise gr.Error("Upload a photo first (or pick one of the examples).")
-        image = np.ascontiguousarray(content[..., :3] if content.ndim == 3 else np.dstack([content] * 3)).astype(np.uint8)
-        height, width = image.shape[:2]
-        if width * height > max_pixels:
-            raise gr.Error(f"The photo is {width}x{height}; this server takes at most {max_pixels:,} pixels.")
         try:
+            photo = read_image(content)  # the file as uploaded: EXIF orientation, ICC profile, 16-bit, alpha
+            image = from_float01(photo.rgb, np.uint8)
+            height, width = image.shape[:2]
+            if width * height > max_pixels:
+                raise gr.Error(f"The photo is {width}x{height}; this server takes at most {max_pixels:,} pixels.")
             engine.check_size(width, height)
             if source == "style image":
                 if style_image is None:
                     raise FauveError("No style image uploaded.", hint="Upload any picture as the style, or pick a catalog style.")
-                req = StyleRequest(model=image_model, style_image=np.ascontiguousarray(style_image[..., :3]).astype(np.uint8))
+                req = StyleRequest(model=image_model, style_image=from_float01(read_image(style_image).rgb, np.uint8))
             elif source == "mix":
                 req = StyleRequest(model=mix_model, mix=parse_mix(mix or ""))
             else:
@@ -126,7 +128,8 @@ def build_demo(engine: Engine, queue: JobQueue, *, max_pixels: int, workdir: Pat
         out = job.result
         _forget_old_files(out_dir, max_age=600.0)  # Gradio has copied earlier results into its own cache
         path = out_dir / f"fauve-{int(time.time() * 1000)}-{job.id}.png"
-        Image.fromarray(out).save(path, format="PNG", compress_level=3)
+        # the download: the photo's alpha kept, back in its colour space with its ICC profile (the slider shows sRGB)
+        write_png(path, out, photo.alpha, profile=photo.profile)
         what = {"catalog": lambda: engine.style(req.style).label, "style image": lambda: f"your style image · {req.model}",
                 "mix": lambda: f"mix {mix} · {req.model}"}[source if source in SOURCES else "catalog"]()
         summary = (f"**{what}** — {width}×{height} px on **{engine.device}** in **{job.seconds:.2f} s** "
@@ -142,7 +145,7 @@ def build_demo(engine: Engine, queue: JobQueue, *, max_pixels: int, workdir: Pat
                     f"{len(styles)} styles · GIMP bridge at `/bridge/v1`")
         with gr.Row():
             with gr.Column(scale=1):
-                content = gr.Image(label="Photo", type="numpy", image_mode="RGB", sources=["upload", "clipboard"], height=320,
+                content = gr.Image(label="Photo", type="filepath", image_mode=None, sources=["upload", "clipboard"], height=320,
                                    elem_id="content")
                 photos = sample_paths("photo")
                 if photos:
@@ -154,7 +157,7 @@ def build_demo(engine: Engine, queue: JobQueue, *, max_pixels: int, workdir: Pat
                     style = gr.Dropdown([(engine.style(i).label, i) for i in style_ids], value=style_ids[0] if style_ids else None,
                                         label="Style", elem_id="style")
                 with gr.Group(visible=False) as image_group:
-                    style_image = gr.Image(label="Style image (any picture)", type="numpy", image_mode="RGB", elem_id="style-image")
+                    style_image = gr.Image(label="Style image (any picture)", type="filepath", image_mode=None, elem_id="style-image")
                     paintings = sample_paths("painting")
                     if paintings:
                         gr.Examples(examples=[[str(p)] for p in paintings], inputs=[style_image], label="Sample paintings")

@@ -371,6 +371,42 @@ def test_app_style_image_and_mix(client, stylizers, tmp_path):
     assert np.array_equal(np.asarray(Image.open(out)), stylizers["tiny-mix"].run(image, mix={"candy": 0.25, "udnie": 0.75}))
 
 
+def test_app_reads_the_file_as_uploaded_colour_profile_alpha_and_orientation(client, stylizers, tmp_path):
+    """The app stylizes what the user sees: a wide-gamut photo's colours in sRGB, a phone JPEG turned upright;
+    the download keeps the photo's alpha, colour space and ICC profile."""
+    import io
+
+    from icc_profiles import rgb_profile
+    from PIL import ImageCms
+
+    from fauve.imageio import read_image
+
+    wide_icc = rgb_profile("Wide test RGB")
+    wide, srgb = ImageCms.ImageCmsProfile(io.BytesIO(wide_icc)), ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+    seen = photo(40, 56, seed=23)  # the colours as the user sees them, in sRGB
+    stored = np.asarray(ImageCms.profileToProfile(Image.fromarray(seen), srgb, wide, renderingIntent=1))
+    alpha = np.tile(np.linspace(40, 255, 56).astype(np.uint8), (40, 1))
+    Image.fromarray(np.dstack([stored, alpha]), "RGBA").save(tmp_path / "wide.png", icc_profile=wide_icc)
+    as_read = np.round(read_image(tmp_path / "wide.png").rgb * 255).astype(np.uint8)
+    assert np.abs(as_read.astype(int) - seen).mean() < 1  # the network gets the sRGB colours, not the stored numbers
+
+    (before, after), download, _ = call_app(client, tmp_path / "wide.png", style="tiny-wave")
+    assert np.array_equal(np.asarray(Image.open(before).convert("RGB")), as_read)
+    styled = np.asarray(Image.open(after).convert("RGB"))
+    assert np.array_equal(styled, stylizers["tiny-wave"].run(as_read, style="wave"))
+    with Image.open(download) as file:
+        assert file.mode == "RGBA" and file.info.get("icc_profile") == wide_icc
+        assert np.array_equal(np.asarray(file)[..., 3], alpha)
+        shown = np.asarray(ImageCms.profileToProfile(file.convert("RGB"), wide, srgb, renderingIntent=1)).astype(int)
+    assert np.abs(shown - styled).mean() < 1.5  # in a colour-managed viewer the download looks like the slider
+
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to view": phones store portraits like this
+    Image.fromarray(photo(40, 64, seed=24)).save(tmp_path / "phone.jpg", quality=95, exif=exif)
+    (before, after), _, _ = call_app(client, tmp_path / "phone.jpg", style="tiny-wave")
+    assert Image.open(before).size == (40, 64) and Image.open(after).size == (40, 64)
+
+
 def test_app_reports_errors_and_keeps_serving(client, server, tmp_path):  # noqa: F811
     from gradio_client.exceptions import AppError
 
