@@ -246,9 +246,9 @@ def _read_with_pillow(data: bytes, name: str, orient: bool) -> ImageData:
             with Image.open(io.BytesIO(data)) as image:
                 _check_pixels(image.width, image.height, name)
                 image.load()
-                image, profile = to_srgb(image)
-                if orient:
+                if orient:  # first: the sRGB copy to_srgb makes has no EXIF left
                     image = ImageOps.exif_transpose(image)
+                image, profile = to_srgb(image)
                 return pil_to_float(image)._replace(profile=profile)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
         raise InputImageError(f"{name}: {err}", "Downscale the image first, or raise PIL.Image.MAX_IMAGE_PIXELS if you trust the file.") from err
@@ -288,7 +288,7 @@ def encode_png(rgb: np.ndarray, alpha: np.ndarray | None = None, *, bits: int = 
         h, w, planes = pixels.shape
         writer = png.Writer(width=w, height=h, greyscale=False, alpha=planes == 4, bitdepth=16)
         writer.write(buffer, pixels.reshape(h, w * planes))
-        if profile is not None and profile.tags_output:  # 16-bit pixels are never converted: tag only
+        if profile is not None and profile.tags_output and not profile.converted:  # 16-bit in: values kept, tag only
             return add_png_icc(buffer.getvalue(), profile)
     return buffer.getvalue()
 

@@ -146,3 +146,20 @@ def test_the_python_api_takes_a_pil_image_with_a_profile_and_gives_one_back(mode
     assert np.abs(np.asarray(ImageCms.profileToProfile(styled, ImageCms.ImageCmsProfile(io.BytesIO(WIDE)), SRGB,
                                                        renderingIntent=1)).astype(int)
                   - np.asarray(from_srgb_photo)).mean() < 2
+
+
+def test_a_phone_jpeg_with_a_profile_and_an_orientation_gets_both(tmp_path):
+    wide = _in_wide_space(_photo(40, 56))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise to view
+    Image.fromarray(wide).save(tmp_path / "phone.jpg", quality=95, icc_profile=WIDE, exif=exif)
+    data = read_image(tmp_path / "phone.jpg")
+    assert data.rgb.shape == (56, 40, 3) and data.profile is not None and data.profile.name == "Wide test RGB"
+
+
+def test_an_8_bit_photo_written_as_16_bit_png_is_srgb_not_mislabelled(tmp_path):
+    Image.fromarray(_in_wide_space(_photo())).save(tmp_path / "wide.png", icc_profile=WIDE)
+    data = read_image(tmp_path / "wide.png")
+    (tmp_path / "deep.png").write_bytes(encode_png(data.rgb, bits=16, profile=data.profile))
+    assert png_icc((tmp_path / "deep.png").read_bytes()) is None  # sRGB values: no wide-gamut tag on them
+    assert np.abs(read_image(tmp_path / "deep.png").rgb - data.rgb).max() < 1e-4
