@@ -182,12 +182,12 @@ def create_bridge_app(engine: Engine, queue: JobQueue, *, max_pixels: int, max_b
                 raise RequestError(400, "wrong_size", f"Content-Length is {declared_len:,} but {width}x{height} RGBA needs {width * height * 4:,} bytes.",
                                    "Send exactly W*H*4 bytes of row-major RGBA.")
             body = await read_body(request, min(max_body, width * height * 4))
-            rgba, has_alpha = rgba8_to_array(body, width, height), True
+            rgba, has_alpha, profile = rgba8_to_array(body, width, height), True, None
         else:
             if query.get("width") or query.get("height"):
                 raise RequestError(400, "bad_parameter", "width and height are read from the PNG itself.", "Drop width and height with format=png.")
             body = await read_body(request, max_body)
-            rgba, has_alpha = await run_in_threadpool(png_to_array, body, max_pixels)
+            rgba, has_alpha, profile = await run_in_threadpool(png_to_array, body, max_pixels)
             height, width = rgba.shape[:2]
         del body
         engine.check_size(width, height)
@@ -195,7 +195,7 @@ def create_bridge_app(engine: Engine, queue: JobQueue, *, max_pixels: int, max_b
         def work(job):
             out = engine.stylize(rgba, style_req, progress=job.report, cancel=job.cancel_event)
             if fmt == "png":
-                return array_to_png(out if has_alpha else out[..., :3])
+                return array_to_png(out if has_alpha else out[..., :3], profile=profile)
             return out.tobytes()
 
         job = queue.submit(work, width=width, height=height, meta={"format": fmt})

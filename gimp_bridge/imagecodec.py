@@ -14,6 +14,7 @@ import io
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from fauve.color_profile import ColorProfile, from_srgb, to_srgb
 from fauve.errors import FauveError
 
 
@@ -46,8 +47,9 @@ def rgba8_to_array(body: bytes, width: int, height: int) -> np.ndarray:
     return np.frombuffer(body, dtype=np.uint8).reshape(height, width, 4).copy()
 
 
-def png_to_array(body: bytes, max_pixels: int) -> tuple[np.ndarray, bool]:
-    """Decode PNG bytes into an (H, W, 4) uint8 array; also say whether it had an alpha channel."""
+def png_to_array(body: bytes, max_pixels: int) -> tuple[np.ndarray, bool, ColorProfile | None]:
+    """Decode PNG bytes into an (H, W, 4) uint8 array; also say whether it had an alpha channel, and its ICC
+    profile when that is not sRGB (the pixels are then converted to sRGB, as `fauve stylize` reads files)."""
     if not body.startswith(b"\x89PNG\r\n\x1a\n"):
         raise RequestError(400, "bad_image", "The body is not a PNG file (its signature is wrong).",
                            "Send PNG bytes with format=png, or raw pixels with format=rgba8&width=W&height=H.")
@@ -57,9 +59,11 @@ def png_to_array(body: bytes, max_pixels: int) -> tuple[np.ndarray, bool]:
             has_alpha = img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info)
             if img.mode.startswith("I;16") or img.mode == "I":
                 arr = (np.asarray(img, dtype=np.uint32) >> 8).astype(np.uint8)  # 16-bit grey -> 8-bit
-                rgba = np.dstack([arr, arr, arr, np.full_like(arr, 255)])
+                rgba, profile = np.dstack([arr, arr, arr, np.full_like(arr, 255)]), None
             else:
-                rgba = np.asarray(img.convert("RGBA"), dtype=np.uint8).copy()
+                img.load()
+                srgb, profile = to_srgb(img)
+                rgba = np.asarray(srgb.convert("RGBA"), dtype=np.uint8).copy()
     except RequestError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
@@ -75,11 +79,15 @@ def png_to_array(body: bytes, max_pixels: int) -> tuple[np.ndarray, bool]:
         # truncated data, bad CRCs, oversized text chunks ("Decompressed data too large"), ...
         raise RequestError(400, "bad_image", f"The PNG could not be decoded: {err}",
                            "Send a complete, valid PNG file (or raw RGBA with format=rgba8).") from err
-    return rgba, has_alpha
+    return rgba, has_alpha, profile
 
 
-def array_to_png(pixels: np.ndarray, compress_level: int = 1) -> bytes:
-    """Lossless PNG of an (H, W, 3|4) uint8 array; low compression because speed matters more here."""
+def array_to_png(pixels: np.ndarray, compress_level: int = 1, profile: ColorProfile | None = None) -> bytes:
+    """Lossless PNG of an (H, W, 3|4) uint8 array; low compression because speed matters more here. With the
+    input's ``profile`` the sRGB pixels go back into its colour space and the profile is embedded."""
     buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(pixels)).save(buf, format="PNG", compress_level=compress_level)
+    if profile is not None:
+        pixels = from_srgb(np.ascontiguousarray(pixels), profile)
+    icc = {"icc_profile": profile.icc} if profile is not None and profile.tags_output else {}
+    Image.fromarray(np.ascontiguousarray(pixels)).save(buf, format="PNG", compress_level=compress_level, **icc)
     return buf.getvalue()

@@ -137,6 +137,28 @@ def test_png_job_returns_png_of_same_size(server, stylizers):  # noqa: F811
     assert np.array_equal(out, stylizers["tiny-wave"].run(rgba(image), style="wave")[..., :3])
 
 
+def test_png_job_with_a_colour_profile_is_stylized_in_srgb_and_answered_in_its_space(server, stylizers):  # noqa: F811
+    from icc_profiles import rgb_profile
+    from PIL import ImageCms
+
+    wide_icc = rgb_profile("Wide test RGB")
+    wide, srgb = ImageCms.ImageCmsProfile(io.BytesIO(wide_icc)), ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+    seen = photo(36, 44, seed=3)
+    stored = ImageCms.profileToProfile(Image.fromarray(seen), srgb, wide, renderingIntent=1)
+    body = io.BytesIO()
+    stored.save(body, format="PNG", icc_profile=wide_icc)
+    as_srgb = np.asarray(ImageCms.profileToProfile(stored, wide, srgb, renderingIntent=1))
+    query = urllib.parse.urlencode({"format": "png", "style": "tiny-wave"})
+    status, data = server.json("POST", f"/jobs?{query}", body.getvalue())
+    assert status == 202 and server.wait(data["job_id"])["status"] == "done"
+    _, _, raw = server.request("GET", f"/jobs/{data['job_id']}/result")
+    with Image.open(io.BytesIO(raw)) as result:
+        assert result.info.get("icc_profile") == wide_icc
+        shown = np.asarray(ImageCms.profileToProfile(result, wide, srgb, renderingIntent=1)).astype(int)
+    expected = stylizers["tiny-wave"].run(rgba(as_srgb), style="wave")[..., :3]
+    assert np.abs(shown - expected).mean() < 1.5
+
+
 def test_large_image_is_tiled_on_the_server_with_progress_then_cancel_frees_the_slot(server, stylizers):  # noqa: F811
     big = photo(1300, 1400, seed=4)  # 1.8 MP, under the test server's 2 MP limit; 128 px tiles: hundreds
     job = server.submit(big, style="tiny-wave", tile=128)
