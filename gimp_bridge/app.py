@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -127,7 +129,9 @@ def build_demo(engine: Engine, queue: JobQueue, *, max_pixels: int, workdir: Pat
             raise gr.Error(f"{err.get('message')} {err.get('hint') or ''}".strip())
         out = job.result
         _forget_old_files(out_dir, max_age=600.0)  # Gradio has copied earlier results into its own cache
-        path = out_dir / f"fauve-{int(time.time() * 1000)}-{job.id}.png"
+        # named for the user: <photo>-fauve-<style>.png, one folder per job so names never collide
+        style_part = {"style image": f"{req.model}-style-image", "mix": f"{req.model}-mix"}.get(source, req.style or "")
+        path = out_dir / f"fauve-job-{job.id}" / f"{_safe_name(Path(content).stem)}-fauve-{_safe_name(style_part)}.png"
         # the download: the photo's alpha kept, back in its colour space with its ICC profile (the slider shows sRGB)
         write_png(path, out, photo.alpha, profile=photo.profile)
         what = {"catalog": lambda: engine.style(req.style).label, "style image": lambda: f"your style image · {req.model}",
@@ -212,12 +216,17 @@ def build_demo(engine: Engine, queue: JobQueue, *, max_pixels: int, workdir: Pat
 
 def _forget_old_files(folder: Path, max_age: float) -> None:
     cutoff = time.time() - max_age
-    for path in folder.glob("fauve-*.png"):
+    for job_dir in folder.glob("fauve-job-*"):
         try:
-            if path.stat().st_mtime < cutoff:
-                path.unlink()
+            if job_dir.stat().st_mtime < cutoff:
+                shutil.rmtree(job_dir)
         except OSError:
             pass
+
+
+def _safe_name(text: str, limit: int = 60) -> str:
+    """A file-name-safe version of a photo name or style id (``dumoulin-16/starry_night`` → ``dumoulin-16_starry_night``)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._")[:limit] or "image"
 
 
 def _blank(folder: Path) -> Path:
