@@ -26,6 +26,7 @@ from PIL import Image, ImageCms
 _INTENT = ImageCms.Intent.RELATIVE_COLORIMETRIC
 _SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
 _MODE_OF_SPACE = {"RGB": "RGB", "CMYK": "CMYK", "GRAY": "L"}
+_MODES_FOR_SPACE = {"RGB": ("RGB", "RGBA", "RGBX", "P", "PA"), "CMYK": ("CMYK",), "GRAY": ("L", "LA", "1")}
 _HIGH_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
 
 
@@ -88,9 +89,9 @@ def to_srgb(image: Image.Image) -> tuple[Image.Image, ColorProfile | None]:
     alpha = image.getchannel("A") if "A" in image.getbands() else None
     if alpha is None and "transparency" in image.info:
         alpha = image.convert("RGBA").getchannel("A")
+    if image.mode not in _MODES_FOR_SPACE[found.space]:
+        return image, None  # a profile that does not match the pixels (a grey profile on colour): ignored, as viewers do
     if image.mode != in_mode:
-        if in_mode == "CMYK" or image.mode == "CMYK":
-            return image, None  # a profile that does not match the pixels: Pillow's own conversion is all we have
         image = image.convert(in_mode)
     converted = ImageCms.profileToProfile(image, _parse(found.icc), _SRGB, renderingIntent=_INTENT, outputMode="RGB")
     if alpha is not None:

@@ -71,6 +71,10 @@ def test_a_grey_profile_is_converted_to_srgb_and_a_broken_one_is_ignored(tmp_pat
     assert data.profile is not None and data.profile.space == "GRAY" and not data.profile.tags_output
     mid = data.rgb[0, 32, 0]
     assert abs(mid - ramp[0, 32] / 255) > 0.15  # linear 0.51 is sRGB ~0.74: brighter
+    photo = _photo()
+    Image.fromarray(photo).save(tmp_path / "mismatch.png", icc_profile=gray_profile())  # a grey profile on colour pixels
+    mismatch = read_image(tmp_path / "mismatch.png")
+    assert mismatch.profile is None and np.array_equal(np.round(mismatch.rgb * 255).astype(np.uint8), photo)
     Image.fromarray(ramp, "L").save(tmp_path / "broken.png", icc_profile=b"not an ICC profile at all")
     broken = read_image(tmp_path / "broken.png")
     assert broken.profile is None and np.allclose(broken.rgb[:, :, 0], ramp / 255.0, atol=1e-6)
